@@ -27,8 +27,9 @@ __all__ = ["ALWAYS_CHECKED", "CHECKABLE", "DEFAULT_RTOL", "PropertyResult",
 #: Checked for every rule, whatever it claims.
 ALWAYS_CHECKED = ("finite", "shape_dtype", "no_input_mutation")
 #: Every property :func:`check_rule` can check: the claimable :data:`tailext.rules.PROPERTIES`,
-#: the always-checked ones, and ``batch_independent`` (checked whenever ``deterministic`` is:
-#: the results of a random rule cannot be compared between calls).
+#: the always-checked ones, and ``batch_independent`` (checked with ``deterministic`` for a
+#: rule without a ``seed`` option: the results of a random rule cannot be compared between
+#: calls, and a seeded one shares its random stream between the rows of a batch).
 CHECKABLE = tuple(sorted(PROPERTIES)) + ALWAYS_CHECKED + ("batch_independent",)
 #: Default relative tolerance of float comparisons (see :func:`check_rule`, Notes).
 DEFAULT_RTOL = 1e-8
@@ -88,6 +89,15 @@ class PropertyResult:
     rejection: str = ""
 
 
+def _shown(value, limit=200):
+    """Exact values of a small array (to paste into a test), a summary of a large one."""
+    array = np.asarray(value)
+    if array.size <= limit:
+        return array.tolist()
+    return f"<{array.dtype} array of shape {array.shape}: " + np.array2string(
+        array, threshold=limit, edgeitems=3) + ">"
+
+
 @dataclass(frozen=True)
 class ConformanceReport:
     """Results of :func:`check_rule`, one :class:`PropertyResult` per checked property.
@@ -127,7 +137,7 @@ class ConformanceReport:
             if result.holds is not True:
                 line += f"\n      {result.message}"
                 if result.example is not None:
-                    shown = {k: np.asarray(v).tolist() for k, v in result.example.items()}
+                    shown = {k: _shown(v) for k, v in result.example.items()}
                     line += f"\n      minimal example: {shown}"
             lines.append(line)
         return "\n".join(lines)
@@ -428,7 +438,7 @@ def _check_rule_iv(rule, properties, options, rtol, atol, max_examples):
         if unknown:
             raise ValueError(f"unknown properties {unknown}; checkable: {list(CHECKABLE)}.")
     wanted |= set(ALWAYS_CHECKED)
-    if "deterministic" in wanted:
+    if "deterministic" in wanted and "seed" not in accepted:
         wanted.add("batch_independent")
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1:
         raise ValueError(f"`rtol` must be a number in [0, 1), got {rtol!r}.")
@@ -458,23 +468,22 @@ def check_rule(rule, *, properties=None, options=None, rewards=None, rtol=DEFAUL
     For each property a hypothesis test draws reward batches ``r`` (``[B, m]``) and the
     property's own parameters, and compares advantages ``A`` of the rule:
 
-    ========================  ==============================================================
-    ``finite``                every ``A`` is finite (always checked)
-    ``shape_dtype``           ``A.shape == r.shape``, ``A.dtype == dtype``; a registered rule
-                              also maps one group ``r[0]`` (1-D) to row 0 (always checked)
-    ``no_input_mutation``     ``r`` is unchanged, bitwise (always checked)
-    ``deterministic``         two calls agree bitwise
-    ``batch_independent``     ``A(r[b:b+1]) = A(r)[b]``, ``A(r[::-1]) = A(r)[::-1]`` (checked
-                              with ``deterministic``)
-    ``zero_sum``              ``Σ_i A_bi = 0``
-    ``shift_invariant``       ``A(r + c_b) = A(r)``, ``c_b = j·2^⌊log2 spread_b⌋``,
-                              ``j ∈ [-8, 8]``
-    ``scale_equivariant``     ``A(a r) = a A(r)``, ``a`` a power of two ``2^[-30, 30]`` or in
-                              ``[1e-3, 1e3]``
-    ``scale_invariant``       ``A(a r) = A(r)``
-    ``permutation_equivariant`` ``A(r[:, π]) = A(r)[:, π]``
-    ``monotone``              ``r_bi < r_bj ⇒ A_bi ≤ A_bj``; ``r_bi = r_bj ⇒ A_bi = A_bj``
-    ========================  ==============================================================
+    - ``finite``: every ``A`` is finite (always checked).
+    - ``shape_dtype``: ``A.shape == r.shape``, ``A.dtype == dtype``; a registered rule also
+      maps one group ``r[0]`` (1-D) to row 0 (always checked).
+    - ``no_input_mutation``: ``r`` is unchanged, bitwise (always checked).
+    - ``deterministic``: two calls agree bitwise.
+    - ``batch_independent``: ``A(r[b:b+1]) = A(r)[b]`` and ``A(r[::-1]) = A(r)[::-1]``;
+      checked with ``deterministic`` unless the rule takes a ``seed`` (a seeded rule's rows
+      share one random stream, so they are independent only in distribution).
+    - ``zero_sum``: ``Σ_i A_bi = 0``.
+    - ``shift_invariant``: ``A(r + c_b) = A(r)`` with ``c_b = j · 2^⌊log2 spread_b⌋``,
+      ``j ∈ [-8, 8]`` drawn per row.
+    - ``scale_equivariant``: ``A(a r) = a A(r)``, ``a`` a power of two in ``2^[-30, 30]``
+      or a float in ``[1e-3, 1e3]``.
+    - ``scale_invariant``: ``A(a r) = A(r)``, ``a`` as above.
+    - ``permutation_equivariant``: ``A(r[:, π]) = A(r)[:, π]``.
+    - ``monotone``: ``r_bi < r_bj ⇒ A_bi ≤ A_bj`` and ``r_bi = r_bj ⇒ A_bi = A_bj``.
 
     Parameters
     ----------
@@ -483,8 +492,8 @@ def check_rule(rule, *, properties=None, options=None, rewards=None, rtol=DEFAUL
         ``rule(rewards[B, m], **options) -> advantages[B, m]``.
     properties : None, "all", str or iterable of str
         What to check besides :data:`ALWAYS_CHECKED`. ``None``: for a registered rule the
-        properties its registration claims; for a plain callable ``deterministic`` (and so
-        ``batch_independent``). ``"all"``: every property in :data:`CHECKABLE` (to find out
+        properties its registration claims; for a plain callable ``deterministic`` (and with
+        it ``batch_independent``). ``"all"``: every property in :data:`CHECKABLE` (to find out
         which hold).
     options : dict, optional
         Keyword options passed to every call. If the rule accepts ``seed`` and none is
