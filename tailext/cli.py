@@ -14,7 +14,10 @@ import sys
 from ._version import __version__
 
 #: check name → (module, one-line help)
-VALIDATIONS: dict[str, tuple[str, str]] = {}
+VALIDATIONS: dict[str, tuple[str, str]] = {
+    "appendix-e": ("validation.appendix_e",
+                   "Appendix E diagnostic: bias/variance/MSE of TEA and Prefix-TEA vs Table 15"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

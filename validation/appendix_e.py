@@ -1,0 +1,285 @@
+"""``tailext validate appendix-e``: the paper's Appendix E diagnostic (MATH §9).
+
+Bias, variance and prompt-batch MSE of TEA (the direct estimator) and the total-budget
+Prefix-TEA gradient ``(L, J) = (2, 3)`` and ``(2, 4)`` on the synthetic Gaussian-tail model,
+for ``m ∈ {256, …, 4096}``; writes ``appendix_e.json``, ``appendix_e.md`` (our table beside
+the paper's Table 15), ``figure4.png`` and ``figure5.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["configure_parser", "run", "PAPER_TABLE_15", "build_config"]
+
+GROUP_SIZES = (256, 512, 1024, 2048, 4096)
+PROMPT_BATCHES = (1, 2048, 65536)
+
+#: Replications per m and block size. Default: 131072 per m (TEA bias SE ≤ 5 % of the bias
+#: at every m with a wide margin, see docs/validation.md); quick: 4096.
+DEFAULT_REPLICATIONS, DEFAULT_BLOCK = 131072, 4096
+QUICK_REPLICATIONS, QUICK_BLOCK = 4096, 256
+
+#: Paper's Table 15 (MATH §9), keyed like our estimators: m → (bias, variance).
+PAPER_TABLE_15 = {
+    "tea": dict(zip(GROUP_SIZES, zip((0.021, 9.972e-3, 4.848e-3, 3.180e-3, 1.274e-3),
+                                     (0.024, 0.012, 6.114e-3, 3.073e-3, 1.544e-3)))),
+    "prefix_tea_L2_J3": dict(zip(GROUP_SIZES, zip((0.015, 2.030e-3, 8.919e-4, 2.924e-4,
+                                                   5.924e-5),
+                                                  (1.144, 0.447, 0.199, 0.096, 0.047)))),
+    "prefix_tea_L2_J4": dict(zip(GROUP_SIZES, zip((0.016, 2.286e-3, 4.661e-4, 2.736e-4,
+                                                   1.831e-5),
+                                                  (0.839, 0.356, 0.166, 0.079, 0.038)))),
+}
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_REPLICATIONS} replications per m instead of "
+                             f"{DEFAULT_REPLICATIONS} (under a minute)")
+    parser.add_argument("--backend", choices=("numba", "torch"), default="numba",
+                        help="Monte Carlo kernels (torch runs on CUDA when available)")
+    parser.add_argument("--seed", type=int, default=20240915, help="master seed")
+    parser.add_argument("--tail-fraction", type=float, default=0.1,
+                        help="β (the paper's is not recoverable; 0.1 lands near Table 15)")
+    parser.add_argument("--n-target", type=int, default=128, help="N (default 128)")
+    parser.add_argument("--replications", type=int, default=None,
+                        help="replications per m (a multiple of the block size)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_config(*, quick=False, backend="numba", seed=20240915, tail_fraction=0.1,
+                 n_target=128, replications=None):
+    """The embedded default (or ``--quick``) configuration of the diagnostic."""
+    from .diagnostic_model import diagnostic_model
+    from .simulation import SimulationConfig
+
+    count, block = ((QUICK_REPLICATIONS, QUICK_BLOCK) if quick
+                    else (DEFAULT_REPLICATIONS, DEFAULT_BLOCK))
+    if replications is not None:
+        count = int(replications)
+        block = min(block, max(count // 8, 1))
+    return SimulationConfig(diagnostic_model(tail_fraction, n_target), GROUP_SIZES,
+                            (count,) * len(GROUP_SIZES), block, int(seed), backend=backend)
+
+
+def _record(config, rows, *, complete, wall_s, cpu_s, quick):
+    from .reporting import config_record, rate_slope, run_environment
+
+    slopes = {spec.name: {q: rate_slope(rows, spec.name, q) for q in ("bias", "variance")}
+              for spec in config.estimators}
+    return {
+        "check": "appendix-e",
+        "tailext_version": run_environment(wall_s, cpu_s)["tailext_version"],
+        "seed": config.seed,
+        "quick": quick,
+        "complete": complete,
+        "config": {**config_record(config), "prompt_batches": list(PROMPT_BATCHES)},
+        "environment": run_environment(wall_s, cpu_s),
+        "rows": rows,
+        "slopes": slopes,
+        "predicted_slopes": {"tea": {"bias": -1, "variance": -1},
+                             "prefix_tea": {"bias": "<= -2 (Theorem 2: -(L+1) = -3)",
+                                            "variance": -1}},
+        "paper_table_15": {name: {str(m): {"bias": b, "variance": v}
+                                  for m, (b, v) in table.items()}
+                           for name, table in PAPER_TABLE_15.items()},
+    }
+
+
+def run(args) -> int:
+    from .reporting import summary_rows, write_json
+    from .simulation import iterate_cells
+
+    config = build_config(quick=args.quick, backend=args.backend, seed=args.seed,
+                          tail_fraction=args.tail_fraction, n_target=args.n_target,
+                          replications=args.replications)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "appendix_e.json"
+    cells = {}
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+
+    def save(complete):
+        rows = summary_rows(config, cells, PROMPT_BATCHES)
+        record = _record(config, rows, complete=complete, quick=args.quick,
+                         wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
+        write_json(json_path, record)
+        return record
+
+    try:
+        for m, stats in iterate_cells(config, progress=not args.no_progress):
+            cells[m] = stats
+            save(complete=False)
+    except KeyboardInterrupt:
+        save(complete=False)
+        print(f"interrupted: kept {len(cells)} finished m value(s) in {json_path}")
+        return 130
+    record = save(complete=True)
+    (out / "appendix_e.md").write_text(markdown_table(record))
+    plot_figure4(record, out / "figure4.png")
+    plot_figure5(record, out / "figure5.png")
+    print(f"wrote {json_path}, appendix_e.md, figure4.png, figure5.png to {out} "
+          f"(wall {record['environment']['wall_s']:.1f} s, "
+          f"cpu {record['environment']['cpu_s']:.1f} s)")
+    return 0
+
+
+def _rows_of(record, estimator):
+    return [r for r in record["rows"] if r["estimator"] == estimator]
+
+
+def markdown_table(record: dict) -> str:
+    """Our bias/variance/MSE beside the paper's Table 15, one table per estimator."""
+    from .reporting import format_bias
+
+    cfg = record["config"]
+    lines = [
+        "# Appendix E diagnostic: ours vs the paper's Table 15",
+        "",
+        f"β = {cfg['tail_fraction']}, N = {cfg['n_target']}, floor = s*/2 = "
+        f"{cfg['scale_floor']:.4f}, backend {cfg['backend']}, seed {record['seed']}, "
+        f"replications per m {cfg['replications'][0]}, tailext {record['tailext_version']}"
+        + (" — QUICK run" if record["quick"] else "") + ".",
+        "",
+        "Bias = ‖E ĝ − g*‖₂ ± one standard error; *n.r.* = not resolved (below two standard "
+        "errors; the bracket is the upper bound bias + 2 SE). Variance = E‖ĝ − E ĝ‖². "
+        "MSE_B = bias² + variance / B.",
+        "",
+    ]
+    for name, table in PAPER_TABLE_15.items():
+        rows = _rows_of(record, name)
+        if not rows:
+            continue
+        lines += [f"## {rows[0]['label']}", "",
+                  "| m | bias (ours) | bias (paper) | variance (ours) | variance (paper) | "
+                  + " | ".join(f"MSE B={b}" for b in cfg["prompt_batches"]) + " |",
+                  "|---|---|---|---|---|" + "---|" * len(cfg["prompt_batches"])]
+        for row in rows:
+            paper_bias, paper_var = table[row["m"]]
+            mse = " | ".join(f"{row['mse'][str(b)]:.3e}" if row["resolved"]
+                             else f"≤ {row['mse_upper'][str(b)]:.3e}"
+                             for b in cfg["prompt_batches"])
+            lines.append(f"| {row['m']} | {format_bias(row)} | {paper_bias:.3e} | "
+                         f"{row['variance']:.3e} ± {row['variance_se']:.1e} | "
+                         f"{paper_var:.3e} | {mse} |")
+        lines.append("")
+    lines += ["## Fitted log-log slopes (95 % CI)", "",
+              "| estimator | bias slope | variance slope |", "|---|---|---|"]
+    for name, slope in record["slopes"].items():
+        cells = []
+        for q in ("bias", "variance"):
+            s = slope[q]
+            cells.append(f"{s['slope']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+                         if s["slope"] is not None else s["note"])
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    lines += ["", "Predicted: TEA bias and variance −1; Prefix-TEA variance −1 and bias "
+              "≤ −2 (Theorem 2, −(L+1) = −3 for L = 2).", ""]
+    return "\n".join(lines)
+
+
+def plot_figure4(record: dict, path: Path) -> None:
+    """Bias and variance against m (log-log) with reference slopes and the paper's values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_bias, ax_var) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = {"tea": "C0", "prefix_tea_L2_J3": "C1", "prefix_tea_L2_J4": "C2"}
+    for name, color in colors.items():
+        rows = _rows_of(record, name)
+        if not rows:
+            continue
+        m = np.array([r["m"] for r in rows])
+        resolved = np.array([r["resolved"] for r in rows])
+        bias = np.array([r["bias_estimate"] for r in rows])
+        se = np.array([r["bias_se"] for r in rows])
+        upper = np.array([r["bias_upper"] for r in rows])
+        label = rows[0]["label"]
+        ax_bias.errorbar(m[resolved], bias[resolved], yerr=se[resolved], color=color,
+                         marker="o", capsize=3, label=label)
+        if (~resolved).any():
+            ax_bias.scatter(m[~resolved], upper[~resolved], marker="v", facecolors="none",
+                            edgecolors=color, label=f"{label}: not resolved (< bias + 2SE)")
+        paper = PAPER_TABLE_15[name]
+        ax_bias.scatter(m, [paper[int(v)][0] for v in m], marker="x", color=color, alpha=0.5)
+        var = np.array([r["variance"] for r in rows])
+        ax_var.plot(m, var, marker="o", color=color, label=label)
+        ax_var.scatter(m, [paper[int(v)][1] for v in m], marker="x", color=color, alpha=0.5)
+    tea = _rows_of(record, "tea")
+    if tea:
+        m0 = tea[0]["m"]
+        grid = np.array([min(r["m"] for r in tea), max(r["m"] for r in tea)], dtype=float)
+        b0 = tea[0]["bias_estimate"]
+        ax_bias.plot(grid, b0 * (grid / m0) ** -1.0, "k--", lw=1, label="slope −1")
+        ax_bias.plot(grid, b0 * (grid / m0) ** -3.0, "k:", lw=1, label="slope −3")
+        v0 = max(r["variance"] for r in record["rows"] if r["m"] == m0)
+        ax_var.plot(grid, v0 * (grid / m0) ** -1.0, "k--", lw=1, label="slope −1")
+    for ax, title in ((ax_bias, "bias ‖E ĝ − g*‖"), (ax_var, "variance E‖ĝ − E ĝ‖²")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("group size m")
+        ax.set_title(title + "  (x: paper Table 15)")
+        ax.grid(True, which="both", alpha=0.3)
+    ax_bias.legend(fontsize=7)
+    ax_var.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def mse_comparison(record: dict, estimator: str, batches: np.ndarray) -> np.ndarray:
+    """``[len(m), len(B)]``: +1 where ``estimator`` beats TEA in MSE beyond the bias
+    uncertainty (its upper MSE below TEA's lower), −1 where TEA wins the same way, 0 where the
+    ±2 SE bias ranges leave it undecided."""
+    ours = _rows_of(record, estimator)
+    tea = {r["m"]: r for r in _rows_of(record, "tea")}
+    out = np.zeros((len(ours), len(batches)), dtype=int)
+    for i, row in enumerate(ours):
+        base = tea[row["m"]]
+
+        def mse(r, bias):
+            return bias ** 2 + r["variance"] / batches
+
+        lower = lambda r: max(r["bias_estimate"] - 2 * r["bias_se"], 0.0)  # noqa: E731
+        wins = mse(row, row["bias_upper"]) < mse(base, lower(base))
+        loses = mse(base, base["bias_upper"]) < mse(row, lower(row))
+        out[i] = np.where(wins, 1, np.where(loses, -1, 0))
+    return out
+
+
+def plot_figure5(record: dict, path: Path) -> None:
+    """The (m, B) map where Prefix-TEA's prompt-batch MSE is below TEA's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    batches = np.logspace(0, 7, 57)
+    names = [n for n in PAPER_TABLE_15 if n != "tea" and _rows_of(record, n)]
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.2), squeeze=False)
+    cmap = ListedColormap(["#d95f02", "#eeeeee", "#1b9e77"])
+    for ax, name in zip(axes[0], names):
+        rows = _rows_of(record, name)
+        m = np.array([r["m"] for r in rows])
+        grid = mse_comparison(record, name, batches)
+        ax.pcolormesh(batches, np.arange(len(m)), grid, cmap=cmap, vmin=-1, vmax=1,
+                      shading="nearest")
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(m)), [str(v) for v in m])
+        for b in record["config"]["prompt_batches"]:
+            ax.axvline(b, color="k", lw=0.5, ls=":")
+        ax.set_xlabel("prompt batch B")
+        ax.set_ylabel("group size m")
+        ax.set_title(f"{rows[0]['label']} vs TEA\n"
+                     "green: lower MSE, orange: higher, grey: undecided (±2 SE)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,119 @@
+"""Result rows, JSON records and slope summaries shared by the Monte Carlo checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+import tailext
+
+from .simulation import CellStatistics, SimulationConfig, summarize_cell
+from .slopes import fit_loglog_slope
+
+__all__ = ["summary_rows", "write_json", "rate_slope", "format_bias", "run_environment",
+           "config_record"]
+
+
+def summary_rows(config: SimulationConfig, cells: dict[int, CellStatistics],
+                 prompt_batches=(1, 2048, 65536)) -> list[dict]:
+    """One row per estimator and finished ``m``: bias (with SE, resolved flag), variance, MSE.
+
+    ``bias_norm`` is ``None`` when the bias is below two SE ("not resolved"); the raw
+    estimate is kept as ``bias_estimate`` for completeness but must not be reported as a
+    measurement. ``mse[B] = bias² + variance/B``; ``mse_upper``/``mse_lower`` replace the
+    bias by ``bias ± 2 SE`` (clipped at 0), the range used to decide comparisons.
+    """
+    rows = []
+    for index, spec in enumerate(config.estimators):
+        for m in config.group_sizes:
+            if m not in cells:
+                continue
+            s = summarize_cell(cells[m], index)
+            upper = s.bias_norm + 2.0 * s.bias_se
+            lower = max(s.bias_norm - 2.0 * s.bias_se, 0.0)
+            rows.append({
+                "estimator": spec.name,
+                "label": spec.label,
+                "m": m,
+                "replications": s.replications,
+                "bias_norm": s.bias_norm if s.resolved else None,
+                "bias_estimate": s.bias_norm,
+                "bias_se": s.bias_se,
+                "resolved": s.resolved,
+                "bias_upper": upper,
+                "bias_vector": s.bias_vector.tolist(),
+                "variance": s.variance,
+                "variance_se": s.variance_se,
+                "mse": {str(b): s.bias_norm ** 2 + s.variance / b for b in prompt_batches},
+                "mse_upper": {str(b): upper ** 2 + s.variance / b for b in prompt_batches},
+                "mse_lower": {str(b): lower ** 2 + s.variance / b for b in prompt_batches},
+            })
+    return rows
+
+
+def rate_slope(rows: list[dict], estimator: str, quantity: str) -> dict:
+    """Log-log slope of ``quantity`` (``"bias"`` or ``"variance"``) against ``m``.
+
+    Only resolved biases enter a bias fit; with fewer than three the result says so instead
+    of fitting noise.
+    """
+    picked = [r for r in rows if r["estimator"] == estimator]
+    if quantity == "bias":
+        picked = [r for r in picked if r["resolved"]]
+        values = [(r["m"], r["bias_norm"], r["bias_se"]) for r in picked]
+    else:
+        values = [(r["m"], r["variance"], r["variance_se"]) for r in picked]
+    if len(values) < 3:
+        return {"slope": None, "points": len(values),
+                "note": "fewer than three resolved points; no slope fitted"}
+    m, y, se = (np.array(v, dtype=np.float64) for v in zip(*values))
+    return {**fit_loglog_slope(m, y, se).as_dict(), "m": m.astype(int).tolist()}
+
+
+def format_bias(row: dict) -> str:
+    """``1.23e-03 ± 4.5e-05`` for a resolved bias, ``n.r. (< 2SE = 9.0e-05)`` otherwise."""
+    if row["resolved"]:
+        return f"{row['bias_norm']:.3e} ± {row['bias_se']:.1e}"
+    return f"n.r. (< {row['bias_upper']:.1e})"
+
+
+def run_environment(wall_s: float, cpu_s: float) -> dict:
+    """Versions, machine and timing for a result file."""
+    import numba
+    import scipy
+
+    return {"tailext_version": tailext.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "numba": numba.__version__,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "wall_s": wall_s, "cpu_s": cpu_s}
+
+
+def config_record(config: SimulationConfig) -> dict:
+    """The simulation configuration as JSON-ready values."""
+    model = config.model
+    return {
+        "tail_fraction": model.tail_fraction, "n_target": model.n_target,
+        "kappa": model.kappa, "scale_floor": model.scale_floor,
+        "tail_vector": model.tail_vector.tolist(), "true_gradient": model.true_gradient.tolist(),
+        "group_sizes": list(config.group_sizes), "replications": list(config.replications),
+        "block_size": config.block_size, "backend": config.backend, "seed": config.seed,
+        "estimators": [spec._asdict() for spec in config.estimators],
+        "reward_model": "R ~ N(0, 1)",
+        "score": "S(r) = (tanh r, 1/(1+r^2) - E[1/(1+R^2)])",
+        "bias_method": ("mean of the conditional mean given the tail fits (exact for "
+                        "cross-fitted estimators, Rao-Blackwellized by Gauss-Legendre "
+                        "quadrature) minus an exactly mean-zero influence-function control "
+                        "variate; variance from the plain estimates"),
+    }
+
+
+def write_json(path: Path, record: dict) -> None:
+    """Write ``record`` atomically (a partial file is never left half-written)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, allow_nan=False))
+    os.replace(tmp, path)
