@@ -9,7 +9,6 @@ the paper's Table 15), ``figure4.png`` and ``figure5.png``.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -93,40 +92,26 @@ def _record(config, rows, *, complete, wall_s, cpu_s, quick):
 
 
 def run(args) -> int:
-    from .reporting import summary_rows, write_json
-    from .simulation import iterate_cells
+    from .figures import plot_bias_variance
+    from .reporting import run_streamed
 
     config = build_config(quick=args.quick, backend=args.backend, seed=args.seed,
                           tail_fraction=args.tail_fraction, n_target=args.n_target,
                           replications=args.replications)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "appendix_e.json"
-    cells = {}
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-
-    def save(complete):
-        rows = summary_rows(config, cells, PROMPT_BATCHES)
-        record = _record(config, rows, complete=complete, quick=args.quick,
-                         wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
-        write_json(json_path, record)
-        return record
-
-    try:
-        for m, stats in iterate_cells(config, progress=not args.no_progress):
-            cells[m] = stats
-            save(complete=False)
-    except KeyboardInterrupt:
-        save(complete=False)
-        print(f"interrupted: kept {len(cells)} finished m value(s) in {json_path}")
+    record, interrupted = run_streamed(
+        config, out / "appendix_e.json",
+        lambda rows, **kw: _record(config, rows, quick=args.quick, **kw),
+        progress=not args.no_progress, prompt_batches=PROMPT_BATCHES)
+    if interrupted:
         return 130
-    record = save(complete=True)
     (out / "appendix_e.md").write_text(markdown_table(record))
-    plot_figure4(record, out / "figure4.png")
+    plot_bias_variance(record, out / "figure4.png", PAPER_TABLE_15)
     plot_figure5(record, out / "figure5.png")
-    print(f"wrote {json_path}, appendix_e.md, figure4.png, figure5.png to {out} "
-          f"(wall {record['environment']['wall_s']:.1f} s, "
-          f"cpu {record['environment']['cpu_s']:.1f} s)")
+    env = record["environment"]
+    print(f"wrote appendix_e.json, appendix_e.md, figure4.png, figure5.png to {out} "
+          f"(wall {env['wall_s']:.1f} s, cpu {env['cpu_s']:.1f} s)")
     return 0
 
 
@@ -181,57 +166,6 @@ def markdown_table(record: dict) -> str:
     lines += ["", "Predicted: TEA bias and variance −1; Prefix-TEA variance −1 and bias "
               "≤ −2 (Theorem 2, −(L+1) = −3 for L = 2).", ""]
     return "\n".join(lines)
-
-
-def plot_figure4(record: dict, path: Path) -> None:
-    """Bias and variance against m (log-log) with reference slopes and the paper's values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_bias, ax_var) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = {"tea": "C0", "prefix_tea_L2_J3": "C1", "prefix_tea_L2_J4": "C2"}
-    for name, color in colors.items():
-        rows = _rows_of(record, name)
-        if not rows:
-            continue
-        m = np.array([r["m"] for r in rows])
-        resolved = np.array([r["resolved"] for r in rows])
-        bias = np.array([r["bias_estimate"] for r in rows])
-        se = np.array([r["bias_se"] for r in rows])
-        upper = np.array([r["bias_upper"] for r in rows])
-        label = rows[0]["label"]
-        ax_bias.errorbar(m[resolved], bias[resolved], yerr=se[resolved], color=color,
-                         marker="o", capsize=3, label=label)
-        if (~resolved).any():
-            ax_bias.scatter(m[~resolved], upper[~resolved], marker="v", facecolors="none",
-                            edgecolors=color, label=f"{label}: not resolved (< bias + 2SE)")
-        paper = PAPER_TABLE_15[name]
-        ax_bias.scatter(m, [paper[int(v)][0] for v in m], marker="x", color=color, alpha=0.5)
-        var = np.array([r["variance"] for r in rows])
-        ax_var.plot(m, var, marker="o", color=color, label=label)
-        ax_var.scatter(m, [paper[int(v)][1] for v in m], marker="x", color=color, alpha=0.5)
-    tea = _rows_of(record, "tea")
-    if tea:
-        m0 = tea[0]["m"]
-        grid = np.array([min(r["m"] for r in tea), max(r["m"] for r in tea)], dtype=float)
-        b0 = tea[0]["bias_estimate"]
-        ax_bias.plot(grid, b0 * (grid / m0) ** -1.0, "k--", lw=1, label="slope −1")
-        ax_bias.plot(grid, b0 * (grid / m0) ** -3.0, "k:", lw=1, label="slope −3")
-        v0 = max(r["variance"] for r in record["rows"] if r["m"] == m0)
-        ax_var.plot(grid, v0 * (grid / m0) ** -1.0, "k--", lw=1, label="slope −1")
-    for ax, title in ((ax_bias, "bias ‖E ĝ − g*‖"), (ax_var, "variance E‖ĝ − E ĝ‖²")):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("group size m")
-        ax.set_title(title + "  (x: paper Table 15)")
-        ax.grid(True, which="both", alpha=0.3)
-    ax_bias.legend(fontsize=7)
-    ax_var.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def mse_comparison(record: dict, estimator: str, batches: np.ndarray) -> np.ndarray:

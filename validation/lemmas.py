@@ -212,7 +212,7 @@ def lemma1_check(density=SplicedDensity(), *, tail_fraction=0.1, sizes=None,
             "fit_from": fit_from, "fitted_log_rate": float(slope),
             "fitted_intercept": float(intercept), "fitted_power": float(power),
             "predicted_log_rate": predicted,
-            "relative_rate_error": abs(slope - predicted) / abs(predicted)}
+            "relative_rate_error": float(abs(slope - predicted) / abs(predicted))}
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

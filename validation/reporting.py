@@ -117,3 +117,35 @@ def write_json(path: Path, record: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(record, indent=2, allow_nan=False))
     os.replace(tmp, path)
+
+
+def run_streamed(config: SimulationConfig, json_path: Path, make_record, *, progress=True,
+                 prompt_batches=(1, 2048, 65536)):
+    """Simulate every ``m`` of ``config``, rewriting ``json_path`` after each finished cell.
+
+    ``make_record(rows, complete=..., wall_s=..., cpu_s=...)`` builds the JSON record. On
+    Ctrl-C the finished cells are written (``complete: false``) and ``(record, True)`` is
+    returned instead of raising; otherwise ``(record, False)``.
+    """
+    import time
+
+    from .simulation import iterate_cells
+
+    cells: dict[int, CellStatistics] = {}
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+
+    def save(complete):
+        record = make_record(summary_rows(config, cells, prompt_batches), complete=complete,
+                             wall_s=time.perf_counter() - wall0,
+                             cpu_s=time.process_time() - cpu0)
+        write_json(json_path, record)
+        return record
+
+    try:
+        for m, stats in iterate_cells(config, progress=progress):
+            cells[m] = stats
+            save(complete=False)
+    except KeyboardInterrupt:
+        print(f"interrupted: kept {len(cells)} finished m value(s) in {json_path}")
+        return save(complete=False), True
+    return save(complete=True), False
