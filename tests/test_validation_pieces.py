@@ -149,3 +149,27 @@ def test_loglog_slope_errors():
         fit_loglog_slope([1.0, 2.0], [1.0, 0.5], [0.1, 0.1])
     with pytest.raises(ValueError, match="must be positive"):
         fit_loglog_slope([1.0, 2.0, 4.0], [1.0, -0.5, 0.2], [0.1, 0.1, 0.1])
+
+
+def test_interrupt_keeps_finished_cells(tmp_path, monkeypatch):
+    # Ctrl-C during the second m: the JSON holds the first m's rows and says incomplete
+    import json
+
+    from validation import reporting, simulation
+
+    original = simulation.simulate_cell
+
+    def interrupted_after_first(config, m, count, advance=None):
+        if m != config.group_sizes[0]:
+            raise KeyboardInterrupt
+        return original(config, m, count, advance)
+
+    monkeypatch.setattr(simulation, "simulate_cell", interrupted_after_first)
+    config = SimulationConfig(MODEL, (256, 512), (512, 512), 256, 1)
+    record, interrupted = reporting.run_streamed("appendix-e", config, tmp_path,
+                                                 lambda record: None, quick=True,
+                                                 progress=False)
+    saved = json.loads((tmp_path / "appendix_e.json").read_text())
+    assert interrupted and not saved["complete"]
+    assert {row["m"] for row in saved["rows"]} == {256}
+    assert saved["seed"] == 1 and saved["tailext_version"] == tailext.__version__

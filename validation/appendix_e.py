@@ -67,28 +67,15 @@ def build_config(*, quick=False, backend="numba", seed=20240915, tail_fraction=0
                             (count,) * len(GROUP_SIZES), block, int(seed), backend=backend)
 
 
-def _record(config, rows, *, complete, wall_s, cpu_s, quick):
-    from .reporting import config_record, rate_slope, run_environment
-
-    slopes = {spec.name: {q: rate_slope(rows, spec.name, q) for q in ("bias", "variance")}
-              for spec in config.estimators}
-    return {
-        "check": "appendix-e",
-        "tailext_version": run_environment(wall_s, cpu_s)["tailext_version"],
-        "seed": config.seed,
-        "quick": quick,
-        "complete": complete,
-        "config": {**config_record(config), "prompt_batches": list(PROMPT_BATCHES)},
-        "environment": run_environment(wall_s, cpu_s),
-        "rows": rows,
-        "slopes": slopes,
-        "predicted_slopes": {"tea": {"bias": -1, "variance": -1},
-                             "prefix_tea": {"bias": "<= -2 (Theorem 2: -(L+1) = -3)",
-                                            "variance": -1}},
-        "paper_table_15": {name: {str(m): {"bias": b, "variance": v}
-                                  for m, (b, v) in table.items()}
-                           for name, table in PAPER_TABLE_15.items()},
-    }
+def _extend_record(record: dict) -> None:
+    """Appendix-E fields: the prompt batches, predicted slopes and the paper's Table 15."""
+    record["config"]["prompt_batches"] = list(PROMPT_BATCHES)
+    record["predicted_slopes"] = {
+        "tea": {"bias": -1, "variance": -1},
+        "prefix_tea": {"bias": "<= -2 (Theorem 2: -(L+1) = -3)", "variance": -1}}
+    record["paper_table_15"] = {name: {str(m): {"bias": b, "variance": v}
+                                       for m, (b, v) in table.items()}
+                                for name, table in PAPER_TABLE_15.items()}
 
 
 def run(args) -> int:
@@ -99,11 +86,9 @@ def run(args) -> int:
                           tail_fraction=args.tail_fraction, n_target=args.n_target,
                           replications=args.replications)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    record, interrupted = run_streamed(
-        config, out / "appendix_e.json",
-        lambda rows, **kw: _record(config, rows, quick=args.quick, **kw),
-        progress=not args.no_progress, prompt_batches=PROMPT_BATCHES)
+    record, interrupted = run_streamed("appendix-e", config, out, _extend_record,
+                                       quick=args.quick, progress=not args.no_progress,
+                                       prompt_batches=PROMPT_BATCHES)
     if interrupted:
         return 130
     (out / "appendix_e.md").write_text(markdown_table(record))

@@ -60,23 +60,21 @@ def _verdicts(slopes: dict) -> dict:
         "tea_variance_slope_contains_-1": contains(slopes["tea"]["variance"], -1.0),
         "prefix_tea_variance_slope_contains_-1":
             contains(slopes["prefix_tea_L2_J3"]["variance"], -1.0),
+        # Theorem 2's O(1/m) is an upper bound: a steeper (pre-asymptotic) decay is
+        # consistent with it, a significantly flatter one is not
+        "prefix_tea_variance_consistent_with_O(1/m)":
+            None if slopes["prefix_tea_L2_J3"]["variance"]["slope"] is None
+            else slopes["prefix_tea_L2_J3"]["variance"]["ci_low"] <= -1.0,
         "prefix_tea_bias_slope_at_most_-2":
             None if prefix_bias["slope"] is None else prefix_bias["ci_low"] <= -2.0,
     }
 
 
-def _record(config, rows, *, complete, wall_s, cpu_s, quick):
-    from .reporting import config_record, rate_slope, run_environment
-
-    slopes = {spec.name: {q: rate_slope(rows, spec.name, q) for q in ("bias", "variance")}
-              for spec in config.estimators}
-    env = run_environment(wall_s, cpu_s)
-    return {"check": "rates", "tailext_version": env["tailext_version"], "seed": config.seed,
-            "quick": quick, "complete": complete, "config": config_record(config),
-            "environment": env, "rows": rows, "slopes": slopes,
-            "predicted_slopes": {"tea": {"bias": -1, "variance": -1},
-                                 "prefix_tea_L2_J3": {"bias": -3, "variance": -1}},
-            "verdicts": _verdicts(slopes) if complete else None}
+def _extend_record(record: dict) -> None:
+    """Rates fields: predicted slopes and, once complete, the verdicts."""
+    record["predicted_slopes"] = {"tea": {"bias": -1, "variance": -1},
+                                  "prefix_tea_L2_J3": {"bias": -3, "variance": -1}}
+    record["verdicts"] = _verdicts(record["slopes"]) if record["complete"] else None
 
 
 def run(args) -> int:
@@ -86,11 +84,8 @@ def run(args) -> int:
     config = build_config(quick=args.quick, backend=args.backend, seed=args.seed,
                           n_target=args.n_target)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    record, interrupted = run_streamed(
-        config, out / "rates.json",
-        lambda rows, **kw: _record(config, rows, quick=args.quick, **kw),
-        progress=not args.no_progress, prompt_batches=(1,))
+    record, interrupted = run_streamed("rates", config, out, _extend_record, quick=args.quick,
+                                       progress=not args.no_progress, prompt_batches=(1,))
     if interrupted:
         return 130
     plot_bias_variance(record, out / "rates.png")

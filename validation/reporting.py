@@ -15,7 +15,7 @@ from .simulation import CellStatistics, SimulationConfig, summarize_cell
 from .slopes import fit_loglog_slope
 
 __all__ = ["summary_rows", "write_json", "rate_slope", "format_bias", "run_environment",
-           "config_record"]
+           "config_record", "monte_carlo_record", "run_streamed"]
 
 
 def summary_rows(config: SimulationConfig, cells: dict[int, CellStatistics],
@@ -119,25 +119,42 @@ def write_json(path: Path, record: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_streamed(config: SimulationConfig, json_path: Path, make_record, *, progress=True,
-                 prompt_batches=(1, 2048, 65536)):
-    """Simulate every ``m`` of ``config``, rewriting ``json_path`` after each finished cell.
+def monte_carlo_record(check: str, config: SimulationConfig, rows: list[dict], *,
+                       complete: bool, quick: bool, wall_s: float, cpu_s: float) -> dict:
+    """The common JSON record of a Monte Carlo check: configuration, version, seed,
+    environment and timing, the rows and the fitted log-log slopes of each estimator."""
+    env = run_environment(wall_s, cpu_s)
+    slopes = {spec.name: {q: rate_slope(rows, spec.name, q) for q in ("bias", "variance")}
+              for spec in config.estimators}
+    return {"check": check, "tailext_version": env["tailext_version"], "seed": config.seed,
+            "quick": quick, "complete": complete, "config": config_record(config),
+            "environment": env, "rows": rows, "slopes": slopes}
 
-    ``make_record(rows, complete=..., wall_s=..., cpu_s=...)`` builds the JSON record. On
-    Ctrl-C the finished cells are written (``complete: false``) and ``(record, True)`` is
-    returned instead of raising; otherwise ``(record, False)``.
+
+def run_streamed(check: str, config: SimulationConfig, out_dir: Path, extend_record, *,
+                 quick: bool, progress=True, prompt_batches=(1, 2048, 65536)):
+    """Simulate every ``m`` of ``config``, rewriting ``out_dir/<check>.json`` after each cell.
+
+    The record is :func:`monte_carlo_record` updated in place by ``extend_record(record)``
+    (check-specific fields). On Ctrl-C the finished cells are written (``complete: false``)
+    and ``(record, True)`` is returned instead of raising; otherwise ``(record, False)``.
     """
     import time
 
     from .simulation import iterate_cells
 
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{check.replace('-', '_')}.json"
     cells: dict[int, CellStatistics] = {}
     wall0, cpu0 = time.perf_counter(), time.process_time()
 
     def save(complete):
-        record = make_record(summary_rows(config, cells, prompt_batches), complete=complete,
-                             wall_s=time.perf_counter() - wall0,
-                             cpu_s=time.process_time() - cpu0)
+        record = monte_carlo_record(check, config, summary_rows(config, cells, prompt_batches),
+                                    complete=complete, quick=quick,
+                                    wall_s=time.perf_counter() - wall0,
+                                    cpu_s=time.process_time() - cpu0)
+        extend_record(record)
         write_json(json_path, record)
         return record
 
