@@ -173,3 +173,16 @@ def test_interrupt_keeps_finished_cells(tmp_path, monkeypatch):
     assert interrupted and not saved["complete"]
     assert {row["m"] for row in saved["rows"]} == {256}
     assert saved["seed"] == 1 and saved["tailext_version"] == tailext.__version__
+
+
+def test_loglog_slope_with_correction_recovers_leading_exponent():
+    # y = 3/m + 40/m²: a pure power law over m = 160..5120 is bent by the second term; the
+    # corrected model y = A m^a (1 + d/m) recovers a = −1 exactly (noise-free data)
+    m = 160.0 * 2.0 ** np.arange(6)
+    y = 3.0 / m + 40.0 / m ** 2
+    plain = fit_loglog_slope(m, y, 1e-4 * y)
+    corrected = fit_loglog_slope(m, y, 1e-4 * y, correction=True)
+    assert abs(plain.slope + 1.0) > 0.02
+    assert abs(corrected.slope + 1.0) < 1e-6 and corrected.contains(-1.0)
+    with pytest.raises(ValueError, match="at least 4 points"):
+        fit_loglog_slope(m[:3], y[:3], y[:3] * 0.01, correction=True)

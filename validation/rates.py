@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["configure_parser", "run", "build_config", "GROUP_SIZES"]
+__all__ = ["configure_parser", "run", "build_config", "write_outputs", "GROUP_SIZES"]
 
 GROUP_SIZES = (160, 320, 640, 1280, 2560, 5120)
 DEFAULT_REPLICATIONS, DEFAULT_BLOCK = 65536, 2048
@@ -49,11 +49,20 @@ def build_config(*, quick=False, backend="numba", seed=20240916, n_target=128):
                             estimators=DEFAULT_ESTIMATORS[:2], backend=backend)
 
 
-def _verdicts(slopes: dict) -> dict:
-    """Whether each predicted rate is inside (or, for ``≤ −2``, consistent with) the CI."""
+def _verdicts(slopes: dict, corrected: dict) -> dict:
+    """Whether each predicted rate is inside (or, for ``≤ −2``, consistent with) the CI.
+
+    TEA and the variances are judged on the fits with the next-order ``1/m`` term
+    (``corrected``): the theorems give the leading order, and at this precision the
+    ``m^{-2}`` terms visibly bend a pure power law over ``m = 160..5120``. Prefix-TEA's bias
+    has too few resolved points for that and uses the plain fit.
+    """
     def contains(fit, value):
         return None if fit["slope"] is None else fit["ci_low"] <= value <= fit["ci_high"]
 
+    slopes = {name: {"bias": corrected[name]["bias"] if name == "tea" else fits["bias"],
+                     "variance": corrected[name]["variance"]}
+              for name, fits in slopes.items()}
     prefix_bias = slopes["prefix_tea_L2_J3"]["bias"]
     return {
         "tea_bias_slope_contains_-1": contains(slopes["tea"]["bias"], -1.0),
@@ -65,8 +74,11 @@ def _verdicts(slopes: dict) -> dict:
         "prefix_tea_variance_consistent_with_O(1/m)":
             None if slopes["prefix_tea_L2_J3"]["variance"]["slope"] is None
             else slopes["prefix_tea_L2_J3"]["variance"]["ci_low"] <= -1.0,
-        "prefix_tea_bias_slope_at_most_-2":
+        # consistent: the CI reaches -2 or below; shown: the whole CI is at or below -2
+        "prefix_tea_bias_consistent_with_slope_<=-2":
             None if prefix_bias["slope"] is None else prefix_bias["ci_low"] <= -2.0,
+        "prefix_tea_bias_slope_shown_<=-2":
+            None if prefix_bias["slope"] is None else prefix_bias["ci_high"] <= -2.0,
     }
 
 
@@ -74,12 +86,17 @@ def _extend_record(record: dict) -> None:
     """Rates fields: predicted slopes and, once complete, the verdicts."""
     record["predicted_slopes"] = {"tea": {"bias": -1, "variance": -1},
                                   "prefix_tea_L2_J3": {"bias": -3, "variance": -1}}
-    record["verdicts"] = _verdicts(record["slopes"]) if record["complete"] else None
+    from .reporting import rate_slope
+
+    record["slopes_with_correction"] = {
+        name: {q: rate_slope(record["rows"], name, q, correction=True)
+               for q in ("bias", "variance")} for name in record["slopes"]}
+    record["verdicts"] = (_verdicts(record["slopes"], record["slopes_with_correction"])
+                          if record["complete"] else None)
 
 
 def run(args) -> int:
-    from .figures import plot_bias_variance
-    from .reporting import format_bias, run_streamed
+    from .reporting import run_streamed
 
     config = build_config(quick=args.quick, backend=args.backend, seed=args.seed,
                           n_target=args.n_target)
@@ -88,20 +105,33 @@ def run(args) -> int:
                                        progress=not args.no_progress, prompt_batches=(1,))
     if interrupted:
         return 130
+    write_outputs(record, out)
+    return 0
+
+
+def write_outputs(record: dict, out: Path) -> None:
+    """``rates.md`` (tables, slopes, verdicts) and ``rates.png`` from a complete record."""
+    from .figures import plot_bias_variance
+    from .reporting import format_bias
+
     plot_bias_variance(record, out / "rates.png")
     lines = ["# Rates (Theorems 1 and 2)", "", "| estimator | m | bias | variance |",
              "|---|---|---|---|"]
     lines += [f"| {r['label']} | {r['m']} | {format_bias(r)} | {r['variance']:.3e} ± "
               f"{r['variance_se']:.1e} |" for r in record["rows"]]
-    lines += ["", "| estimator | quantity | slope [95 % CI] | predicted |", "|---|---|---|---|"]
+
+    def text(fit):
+        return (f"{fit['slope']:.3f} [{fit['ci_low']:.3f}, {fit['ci_high']:.3f}]"
+                if fit["slope"] is not None else fit["note"])
+
+    lines += ["", "| estimator | quantity | slope, pure power law [95 % CI] | "
+              "slope with 1/m correction [95 % CI] | predicted |", "|---|---|---|---|---|"]
     for name, fits in record["slopes"].items():
         for quantity, fit in fits.items():
-            text = (f"{fit['slope']:.3f} [{fit['ci_low']:.3f}, {fit['ci_high']:.3f}]"
-                    if fit["slope"] is not None else fit["note"])
-            lines.append(f"| {name} | {quantity} | {text} | "
+            corrected = record["slopes_with_correction"][name][quantity]
+            lines.append(f"| {name} | {quantity} | {text(fit)} | {text(corrected)} | "
                          f"{record['predicted_slopes'][name][quantity]} |")
     lines += ["", "Verdicts: " + ", ".join(f"{k}: {v}" for k, v in record["verdicts"].items()),
               ""]
     (out / "rates.md").write_text("\n".join(lines))
     print("\n".join(lines))
-    return 0

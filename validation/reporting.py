@@ -55,11 +55,13 @@ def summary_rows(config: SimulationConfig, cells: dict[int, CellStatistics],
     return rows
 
 
-def rate_slope(rows: list[dict], estimator: str, quantity: str) -> dict:
+def rate_slope(rows: list[dict], estimator: str, quantity: str, *,
+               correction: bool = False) -> dict:
     """Log-log slope of ``quantity`` (``"bias"`` or ``"variance"``) against ``m``.
 
-    Only resolved biases enter a bias fit; with fewer than three the result says so instead
-    of fitting noise.
+    Only resolved biases enter a bias fit; with too few points (three, or four with the
+    ``1/m`` ``correction`` of :func:`validation.slopes.fit_loglog_slope`) the result says so
+    instead of fitting noise.
     """
     picked = [r for r in rows if r["estimator"] == estimator]
     if quantity == "bias":
@@ -67,11 +69,13 @@ def rate_slope(rows: list[dict], estimator: str, quantity: str) -> dict:
         values = [(r["m"], r["bias_norm"], r["bias_se"]) for r in picked]
     else:
         values = [(r["m"], r["variance"], r["variance_se"]) for r in picked]
-    if len(values) < 3:
+    needed = 4 if correction else 3
+    if len(values) < needed:
         return {"slope": None, "points": len(values),
-                "note": "fewer than three resolved points; no slope fitted"}
+                "note": f"fewer than {needed} resolved points; no slope fitted"}
     m, y, se = (np.array(v, dtype=np.float64) for v in zip(*values))
-    return {**fit_loglog_slope(m, y, se).as_dict(), "m": m.astype(int).tolist()}
+    fit = fit_loglog_slope(m, y, se, correction=correction)
+    return {**fit.as_dict(), "m": m.astype(int).tolist(), "correction": correction}
 
 
 def format_bias(row: dict) -> str:

@@ -6,7 +6,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 __all__ = ["Slope", "fit_loglog_slope"]
 
@@ -29,18 +29,23 @@ class Slope(NamedTuple):
         return {**self._asdict(), "ci": [self.ci_low, self.ci_high]}
 
 
-def fit_loglog_slope(x, y, y_se, *, level=0.95) -> Slope:
+def fit_loglog_slope(x, y, y_se, *, level=0.95, correction=False) -> Slope:
     r"""Weighted least squares of ``log y`` on ``log x`` with weights ``(y / SE(y))²``.
 
     The SE of ``log y`` is ``SE(y)/y`` (delta method). The slope's covariance is the WLS one
-    multiplied by ``max(1, χ²/(n − 2))``, so lack of fit (higher-order terms the power law
+    multiplied by ``max(1, χ²/dof)``, so lack of fit (higher-order terms the power law
     ignores) widens the interval instead of being hidden; the interval uses Student's ``t``
-    with ``n − 2`` degrees of freedom.
+    with ``dof`` degrees of freedom.
+
+    With ``correction=True`` the model is ``y = A x^a (1 + d/x)``: the leading exponent ``a``
+    with a next-order ``1/x`` correction, which is what "``O(x^a)`` with an expansion in
+    powers of ``1/x``" predicts (e.g. bias ``= b₁/m + b₂/m² + …``); needs four points,
+    ``dof = n − 3``. Otherwise ``y = A x^a``, ``dof = n − 2``.
 
     Raises
     ------
     ValueError
-        With fewer than three points, or non-positive ``y`` or ``SE``.
+        With too few points, or non-positive ``y`` or ``SE``.
 
     Examples
     --------
@@ -56,8 +61,9 @@ def fit_loglog_slope(x, y, y_se, *, level=0.95) -> Slope:
     y_se = np.asarray(y_se, dtype=np.float64)
     if x.shape != y.shape or y.shape != y_se.shape or x.ndim != 1:
         raise ValueError("`x`, `y` and `y_se` must be 1-D arrays of the same length.")
-    if x.size < 3:
-        raise ValueError(f"a slope with a confidence interval needs at least 3 points, "
+    needed = 4 if correction else 3
+    if x.size < needed:
+        raise ValueError(f"a slope with a confidence interval needs at least {needed} points, "
                          f"got {x.size}.")
     if np.any(x <= 0) or np.any(y <= 0) or np.any(y_se <= 0):
         raise ValueError("`x`, `y` and `y_se` must be positive for a log-log fit.")
@@ -68,9 +74,18 @@ def fit_loglog_slope(x, y, y_se, *, level=0.95) -> Slope:
     coef = np.linalg.solve(normal, design.T @ (weights * ly))
     residual = ly - design @ coef
     dof = x.size - 2
+    cov = np.linalg.inv(normal)
+    if correction:
+        def model(t, c, a, d):
+            return c + a * t + np.log1p(d * np.exp(-t))
+
+        params, cov = optimize.curve_fit(model, lx, ly, p0=[coef[0], coef[1], 0.0],
+                                         sigma=y_se / y, absolute_sigma=True, maxfev=20000)
+        coef = params[:2]
+        residual = ly - model(lx, *params)
+        dof = x.size - 3
     inflation = max(1.0, float(weights @ residual ** 2) / dof)
-    cov = np.linalg.inv(normal) * inflation
-    se = math.sqrt(cov[1, 1])
+    se = math.sqrt(cov[1, 1] * inflation)
     half = stats.t.ppf(0.5 + level / 2.0, dof) * se
     return Slope(float(coef[1]), se, float(coef[1] - half), float(coef[1] + half),
                  float(coef[0]), int(x.size))
