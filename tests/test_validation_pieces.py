@@ -186,3 +186,17 @@ def test_loglog_slope_with_correction_recovers_leading_exponent():
     assert abs(corrected.slope + 1.0) < 1e-6 and corrected.contains(-1.0)
     with pytest.raises(ValueError, match="at least 4 points"):
         fit_loglog_slope(m[:3], y[:3], y[:3] * 0.01, correction=True)
+
+
+def test_mse_map_decides_only_beyond_two_standard_errors():
+    from validation.appendix_e import mse_comparison
+
+    def row(name, bias, se, variance):
+        return {"estimator": name, "m": 1024, "bias_estimate": bias, "bias_se": se,
+                "bias_upper": bias + 2 * se, "variance": variance}
+
+    # TEA: bias 4e-3 ± 1e-4, variance 7e-3; Prefix-TEA: bias ≤ 2e-4 (n.r.), variance 0.1.
+    # Crossover B* = (0.1 − 0.007)/(bias_T² − bias_P²) ≈ 6e3 with the ±2 SE ranges moving it.
+    record = {"rows": [row("tea", 4e-3, 1e-4, 7e-3), row("pt", 1e-4, 1e-4, 0.1)]}
+    grid = mse_comparison(record, "pt", np.array([1.0, 1e3, 6.2e3, 1e5]))
+    assert grid.tolist() == [[-1, -1, 0, 1]]

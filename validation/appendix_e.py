@@ -160,13 +160,15 @@ def mse_comparison(record: dict, estimator: str, batches: np.ndarray) -> np.ndar
     ours = _rows_of(record, estimator)
     tea = {r["m"]: r for r in _rows_of(record, "tea")}
     out = np.zeros((len(ours), len(batches)), dtype=int)
+
+    def mse(row, bias):
+        return bias ** 2 + row["variance"] / batches
+
+    def lower(row):
+        return max(row["bias_estimate"] - 2 * row["bias_se"], 0.0)
+
     for i, row in enumerate(ours):
         base = tea[row["m"]]
-
-        def mse(r, bias):
-            return bias ** 2 + r["variance"] / batches
-
-        lower = lambda r: max(r["bias_estimate"] - 2 * r["bias_se"], 0.0)  # noqa: E731
         wins = mse(row, row["bias_upper"]) < mse(base, lower(base))
         loses = mse(base, base["bias_upper"]) < mse(row, lower(row))
         out[i] = np.where(wins, 1, np.where(loses, -1, 0))

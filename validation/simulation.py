@@ -49,7 +49,13 @@ DEFAULT_ESTIMATORS = (
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """What to simulate: model constants, estimators, ``m`` grid, replications and seed."""
+    """What to simulate: model constants, estimators, ``m`` grid, replications and seed.
+
+    ``replications[i]`` replications are run at ``group_sizes[i]`` in blocks of
+    ``block_size`` (each block its own random stream); ``blocks_per_chunk`` (0: automatic,
+    about 4 million rewards) only sets how many blocks go to the kernel at once and does
+    not change any number. The first estimator must be TEA (the direct estimator).
+    """
 
     model: DiagnosticModel
     group_sizes: tuple[int, ...]
