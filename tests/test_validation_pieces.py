@@ -200,3 +200,22 @@ def test_mse_map_decides_only_beyond_two_standard_errors():
     record = {"rows": [row("tea", 4e-3, 1e-4, 7e-3), row("pt", 1e-4, 1e-4, 0.1)]}
     grid = mse_comparison(record, "pt", np.array([1.0, 1e3, 6.2e3, 1e5]))
     assert grid.tolist() == [[-1, -1, 0, 1]]
+
+
+def test_appendix_e_rejects_bad_options(tmp_path, capsys):
+    from tailext.cli import main
+
+    assert main(["validate", "appendix-e", "--out", str(tmp_path), "--replications",
+                 "1001"]) == 2
+    assert "--replications must be a multiple of 8" in capsys.readouterr().err
+    assert main(["validate", "appendix-e", "--out", str(tmp_path), "--tail-fraction",
+                 "1.5"]) == 2
+    assert "tail_fraction" in capsys.readouterr().err
+    assert not (tmp_path / "appendix_e.json").exists()
+
+
+def test_replication_override_picks_dividing_blocks():
+    from validation.appendix_e import build_config
+
+    config = build_config(quick=True, replications=1000)
+    assert config.block_size == 125 and config.replications[0] == 1000

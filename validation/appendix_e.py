@@ -9,6 +9,7 @@ the paper's Table 15), ``figure4.png`` and ``figure5.png``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,12 @@ def build_config(*, quick=False, backend="numba", seed=20240915, tail_fraction=0
                     else (DEFAULT_REPLICATIONS, DEFAULT_BLOCK))
     if replications is not None:
         count = int(replications)
-        block = min(block, max(count // 8, 1))
+        if count < 16 or count % 8:
+            raise ValueError(f"--replications must be a multiple of 8 and at least 16 (they "
+                             f"are split into 8 or more seeded blocks), got {count}.")
+        block = min(block, count // 8)
+        while count % block:  # the largest block size up to the default that divides count
+            block -= 1
     return SimulationConfig(diagnostic_model(tail_fraction, n_target), GROUP_SIZES,
                             (count,) * len(GROUP_SIZES), block, int(seed), backend=backend)
 
@@ -82,9 +88,13 @@ def run(args) -> int:
     from .figures import plot_bias_variance
     from .reporting import run_streamed
 
-    config = build_config(quick=args.quick, backend=args.backend, seed=args.seed,
-                          tail_fraction=args.tail_fraction, n_target=args.n_target,
-                          replications=args.replications)
+    try:
+        config = build_config(quick=args.quick, backend=args.backend, seed=args.seed,
+                              tail_fraction=args.tail_fraction, n_target=args.n_target,
+                              replications=args.replications)
+    except (TypeError, ValueError) as error:
+        print(f"tailext validate appendix-e: error: {error}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     record, interrupted = run_streamed("appendix-e", config, out, _extend_record,
                                        quick=args.quick, progress=not args.no_progress,
