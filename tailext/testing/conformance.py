@@ -8,7 +8,8 @@ shrunk by hypothesis to a minimal falsifying example, which the report keeps.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -26,8 +27,9 @@ __all__ = ["ALWAYS_CHECKED", "CHECKABLE", "DEFAULT_RTOL", "PropertyResult",
 #: Checked for every rule, whatever it claims.
 ALWAYS_CHECKED = ("finite", "shape_dtype", "no_input_mutation")
 #: Every property :func:`check_rule` can check: the claimable :data:`tailext.rules.PROPERTIES`,
-#: the always-checked ones, and ``batch_independent`` (checked whenever ``deterministic`` is:
-#: the results of a random rule cannot be compared between calls).
+#: the always-checked ones, and ``batch_independent`` (checked with ``deterministic`` for a
+#: rule without a ``seed`` option: the results of a random rule cannot be compared between
+#: calls, and a seeded one shares its random stream between the rows of a batch).
 CHECKABLE = tuple(sorted(PROPERTIES)) + ALWAYS_CHECKED + ("batch_independent",)
 #: Default relative tolerance of float comparisons (see :func:`check_rule`, Notes).
 DEFAULT_RTOL = 1e-8
@@ -40,6 +42,18 @@ class _Violation(AssertionError):
     def __init__(self, message, example):
         super().__init__(message)
         self.example = example
+
+
+class _OutsideDomain(BaseException):
+    """The rule rejected every input so far: abort the hypothesis run early.
+
+    A ``BaseException`` so that hypothesis propagates it instead of shrinking it.
+    """
+
+
+#: Consecutive rejected draws, with none accepted, after which a rule's domain is deemed
+#: not covered by the strategy.
+_MAX_INITIAL_REJECTIONS = 100
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,15 @@ class PropertyResult:
     examples: int = 0
     rejected: int = 0
     rejection: str = ""
+
+
+def _shown(value, limit=200):
+    """Exact values of a small array (to paste into a test), a summary of a large one."""
+    array = np.asarray(value)
+    if array.size <= limit:
+        return array.tolist()
+    return f"<{array.dtype} array of shape {array.shape}: " + np.array2string(
+        array, threshold=limit, edgeitems=3) + ">"
 
 
 @dataclass(frozen=True)
@@ -114,7 +137,7 @@ class ConformanceReport:
             if result.holds is not True:
                 line += f"\n      {result.message}"
                 if result.example is not None:
-                    shown = {k: np.asarray(v).tolist() for k, v in result.example.items()}
+                    shown = {k: _shown(v) for k, v in result.example.items()}
                     line += f"\n      minimal example: {shown}"
             lines.append(line)
         return "\n".join(lines)
@@ -133,6 +156,7 @@ class _Subject:
     function: Callable
     options: dict
     rtol: float
+    atol: float
     dtype: object
     one_group: bool
     examples: int = 0
@@ -149,6 +173,8 @@ class _Subject:
         except ValueError as error:
             self.rejected += 1
             self.rejection = self.rejection or f"{type(error).__name__}: {error}"
+            if not self.examples and self.rejected >= _MAX_INITIAL_REJECTIONS:
+                raise _OutsideDomain from error
             reject()
         except Exception as error:  # noqa: BLE001 - any other error is a finding
             raise _Violation(f"raised {type(error).__name__}: {error}",
@@ -165,7 +191,7 @@ class _Subject:
                              f"transformed input: {error}", example) from error
 
     def tolerance(self, advantages, rewards):
-        """Per-row tolerance ``rtol · max_i |A_i| + m ε max_i |r_i|`` (see check_rule, Notes).
+        """Per-row ``rtol · max_i |A_i| + m ε max_i |r_i| + atol`` (see check_rule, Notes).
 
         ``advantages`` and ``rewards`` are sequences of ``[B, m]`` arrays; the maxima run
         over all of them.
@@ -173,7 +199,8 @@ class _Subject:
         size = np.max([np.max(np.abs(a), axis=-1) for a in advantages], axis=0)
         magnitude = np.max([np.max(np.abs(np.asarray(r, dtype=np.float64)), axis=-1)
                             for r in rewards], axis=0)
-        return self.rtol * size + _EPS * np.shape(rewards[0])[-1] * magnitude
+        return (self.rtol * size + _EPS * np.shape(rewards[0])[-1] * magnitude
+                + self.atol)
 
     def compare(self, actual, expected, what, example, rewards=None):
         """Raise unless every row agrees within :meth:`tolerance`.
@@ -391,7 +418,7 @@ def _resolve_rule(rule):
     return getattr(rule, "__name__", repr(rule)), rule, options, frozenset(), False
 
 
-def _check_rule_iv(rule, properties, options, rtol, max_examples):
+def _check_rule_iv(rule, properties, options, rtol, atol, max_examples):
     name, function, accepted, claimed, registered = _resolve_rule(rule)
     options = dict(options or {})
     if registered:
@@ -411,10 +438,13 @@ def _check_rule_iv(rule, properties, options, rtol, max_examples):
         if unknown:
             raise ValueError(f"unknown properties {unknown}; checkable: {list(CHECKABLE)}.")
     wanted |= set(ALWAYS_CHECKED)
-    if "deterministic" in wanted:
+    if "deterministic" in wanted and "seed" not in accepted:
         wanted.add("batch_independent")
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1:
         raise ValueError(f"`rtol` must be a number in [0, 1), got {rtol!r}.")
+    if (isinstance(atol, bool) or not isinstance(atol, (int, float))
+            or not 0 <= atol < math.inf):
+        raise ValueError(f"`atol` must be a finite number >= 0, got {atol!r}.")
     if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
         raise ValueError(f"`max_examples` must be an int >= 1, got {max_examples!r}.")
     ordered = [p for p in CHECKABLE if p in wanted]
@@ -432,29 +462,28 @@ def _default_rewards(accepted, options):
 
 
 def check_rule(rule, *, properties=None, options=None, rewards=None, rtol=DEFAULT_RTOL,
-               dtype=np.float64, max_examples=40, seed=0) -> ConformanceReport:
+               atol=0.0, dtype=np.float64, max_examples=40, seed=0) -> ConformanceReport:
     r"""Check the algebraic properties of an advantage rule on generated rewards.
 
     For each property a hypothesis test draws reward batches ``r`` (``[B, m]``) and the
     property's own parameters, and compares advantages ``A`` of the rule:
 
-    ========================  ==============================================================
-    ``finite``                every ``A`` is finite (always checked)
-    ``shape_dtype``           ``A.shape == r.shape``, ``A.dtype == dtype``; a registered rule
-                              also maps one group ``r[0]`` (1-D) to row 0 (always checked)
-    ``no_input_mutation``     ``r`` is unchanged, bitwise (always checked)
-    ``deterministic``         two calls agree bitwise
-    ``batch_independent``     ``A(r[b:b+1]) = A(r)[b]``, ``A(r[::-1]) = A(r)[::-1]`` (checked
-                              with ``deterministic``)
-    ``zero_sum``              ``|Σ_i A_bi| ≤ rtol · Σ_i |A_bi|``
-    ``shift_invariant``       ``A(r + c_b) = A(r)``, ``c_b = j·2^⌊log2 spread_b⌋``,
-                              ``j ∈ [-8, 8]``
-    ``scale_equivariant``     ``A(a r) = a A(r)``, ``a`` a power of two ``2^[-30, 30]`` or in
-                              ``[1e-3, 1e3]``
-    ``scale_invariant``       ``A(a r) = A(r)``
-    ``permutation_equivariant`` ``A(r[:, π]) = A(r)[:, π]``
-    ``monotone``              ``r_bi < r_bj ⇒ A_bi ≤ A_bj``; ``r_bi = r_bj ⇒ A_bi = A_bj``
-    ========================  ==============================================================
+    - ``finite``: every ``A`` is finite (always checked).
+    - ``shape_dtype``: ``A.shape == r.shape``, ``A.dtype == dtype``; a registered rule also
+      maps one group ``r[0]`` (1-D) to row 0 (always checked).
+    - ``no_input_mutation``: ``r`` is unchanged, bitwise (always checked).
+    - ``deterministic``: two calls agree bitwise.
+    - ``batch_independent``: ``A(r[b:b+1]) = A(r)[b]`` and ``A(r[::-1]) = A(r)[::-1]``;
+      checked with ``deterministic`` unless the rule takes a ``seed`` (a seeded rule's rows
+      share one random stream, so they are independent only in distribution).
+    - ``zero_sum``: ``Σ_i A_bi = 0``.
+    - ``shift_invariant``: ``A(r + c_b) = A(r)`` with ``c_b = j · 2^⌊log2 spread_b⌋``,
+      ``j ∈ [-8, 8]`` drawn per row.
+    - ``scale_equivariant``: ``A(a r) = a A(r)``, ``a`` a power of two in ``2^[-30, 30]``
+      or a float in ``[1e-3, 1e3]``.
+    - ``scale_invariant``: ``A(a r) = A(r)``, ``a`` as above.
+    - ``permutation_equivariant``: ``A(r[:, π]) = A(r)[:, π]``.
+    - ``monotone``: ``r_bi < r_bj ⇒ A_bi ≤ A_bj`` and ``r_bi = r_bj ⇒ A_bi = A_bj``.
 
     Parameters
     ----------
@@ -463,8 +492,8 @@ def check_rule(rule, *, properties=None, options=None, rewards=None, rtol=DEFAUL
         ``rule(rewards[B, m], **options) -> advantages[B, m]``.
     properties : None, "all", str or iterable of str
         What to check besides :data:`ALWAYS_CHECKED`. ``None``: for a registered rule the
-        properties its registration claims; for a plain callable ``deterministic`` (and so
-        ``batch_independent``). ``"all"``: every property in :data:`CHECKABLE` (to find out
+        properties its registration claims; for a plain callable ``deterministic`` (and with
+        it ``batch_independent``). ``"all"``: every property in :data:`CHECKABLE` (to find out
         which hold).
     options : dict, optional
         Keyword options passed to every call. If the rule accepts ``seed`` and none is
@@ -477,6 +506,10 @@ def check_rule(rule, *, properties=None, options=None, rewards=None, rtol=DEFAUL
         Inputs the rule rejects with a ``ValueError`` count as outside its domain.
     rtol : float, default 1e-8
         Relative tolerance of float comparisons (see Notes).
+    atol : float, default 0
+        Absolute tolerance added to every comparison, in advantage units: for a rule whose
+        output on an all-equal group is rounding noise of a fixed size (e.g. centred softmax
+        weights, ~1e-17) instead of exact zeros.
     dtype : dtype or None, default float64
         Expected output dtype; ``None`` skips the dtype check.
     max_examples : int, default 40
@@ -494,7 +527,8 @@ def check_rule(rule, *, properties=None, options=None, rewards=None, rtol=DEFAUL
     -----
     Float comparisons use a per-row tolerance scaled to the row,
 
-    .. math:: t_b = \mathrm{rtol} \cdot \max_i |A_{bi}| + m\,\varepsilon \max_i |r_{bi}|,
+    .. math:: t_b = \mathrm{rtol} \cdot \max_i |A_{bi}| + m\,\varepsilon \max_i |r_{bi}|
+              + \mathrm{atol},
 
     with the maximum over both compared results (and inputs), ``ε`` the float64 machine
     epsilon. The first term is the relative accuracy asked of the rule; the second is the
@@ -522,7 +556,7 @@ def check_rule(rule, *, properties=None, options=None, rewards=None, rtol=DEFAUL
     (True, True)
     """
     name, function, accepted, options, claimed, registered, wanted = _check_rule_iv(
-        rule, properties, options, rtol, max_examples)
+        rule, properties, options, rtol, atol, max_examples)
     strategy = _default_rewards(accepted, options) if rewards is None else rewards
     config = settings(max_examples=max_examples, deadline=None, database=None,
                       verbosity=Verbosity.quiet, report_multiple_bugs=False,
@@ -530,17 +564,22 @@ def check_rule(rule, *, properties=None, options=None, rewards=None, rtol=DEFAUL
                       suppress_health_check=list(HealthCheck))
     results = {}
     for prop in wanted:
-        subject = _Subject(function, options, float(rtol), dtype, registered)
+        if results and all(r.holds is None and not r.examples for r in results.values()):
+            results[prop] = replace(next(iter(results.values())), name=prop)
+            continue  # the rule accepted none of the inputs: the next runs would be the same
+        subject = _Subject(function, options, float(rtol), float(atol), dtype,
+                           registered)
         holds, message, example = True, "", None
         try:
             _property_test(_CHECKS[prop], subject, strategy, config, seed)()
         except _Violation as violation:
             holds, message, example = False, str(violation), violation.example
-        except Unsatisfiable:
+        except (Unsatisfiable, _OutsideDomain):
             holds = None
             message = (f"no input accepted: the rule rejected all {subject.rejected} drawn "
                        f"inputs (first: {subject.rejection}); pass `rewards=` a strategy "
-                       f"inside its domain")
+                       f"inside its domain" if not subject.examples else
+                       "too many draws were rejected (by the rule or by rounding checks)")
         except InvalidArgument:
             raise  # a bad `rewards` strategy: the caller's error, not the rule's
         except Exception as error:  # noqa: BLE001 - e.g. hypothesis' Flaky: report, not crash
