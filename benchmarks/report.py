@@ -2,7 +2,7 @@
 
 One command regenerates the report from the repository root::
 
-    python benchmarks/report.py --quick        # a few minutes on 2 cores
+    python benchmarks/report.py --quick        # about 4 minutes on 2 cores
     python benchmarks/report.py                # the benchmarks' full default grids
     python benchmarks/report.py --collect-only # rebuild the README from existing results
 
@@ -137,6 +137,9 @@ def versions():
 
 
 def render(statuses, results, validation_rows, quick):
+    results_dir = next(iter(results.values())).parent
+    results_dir = (results_dir.relative_to(ROOT).as_posix() + "/"
+                   if results_dir.is_relative_to(ROOT) else str(results_dir))
     import os
 
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -149,17 +152,17 @@ def render(statuses, results, validation_rows, quick):
         "The machine these numbers come from may be shared, so absolute times are noisy. The "
         "results are the **ratios**, each measured against a baseline on the same data in "
         "the same run. Each section states its machine, versions and configuration, and "
-        "the JSON next to it in `benchmarks/results/` has every timing.", "",
+        f"the JSON files in `{results_dir}` have every timing.", "",
         "| benchmark | status | wall |", "|---|---|---|"]
     for name, (status, wall) in statuses.items():
         lines.append(f"| `{name}` | {status} | {seconds(wall)} |")
     lines.append("")
     for name, markdown_file in results.items():
-        lines += [f"## {name}", ""]
-        if markdown_file.exists():
-            lines += [demoted(markdown_file.read_text()).strip(), ""]
+        if markdown_file.exists():  # its own title becomes the section heading
+            lines += [f"<!-- {name}: {markdown_file.name} -->",
+                      demoted(markdown_file.read_text()).strip(), ""]
         else:
-            lines += [f"No results ({statuses[name][0]}).", ""]
+            lines += [f"## {name}", "", f"No results ({statuses[name][0]}).", ""]
     lines += validation_section(validation_rows)
     return "\n".join(lines)
 
@@ -168,8 +171,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "README.md",
                         help="the report to write (default: benchmarks/README.md)")
-    parser.add_argument("--results", type=Path, default=HERE / "results",
-                        help="where the benchmarks write their JSON and markdown")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where the benchmarks write their JSON and markdown (default: "
+                             "benchmarks/results, or benchmarks/results/quick with --quick "
+                             "so that a quick run never overwrites full results)")
     parser.add_argument("--quick", action="store_true",
                         help="the benchmarks' quick grids (a few minutes on 2 cores)")
     parser.add_argument("--collect-only", action="store_true",
@@ -181,6 +186,8 @@ def main(argv=None):
     parser.add_argument("--validation-dirs", nargs="*", type=Path, default=[],
                         help="more directories with `tailext validate` JSON records")
     args = parser.parse_args(argv)
+    if args.results is None:
+        args.results = HERE / "results" / ("quick" if args.quick else "")
     args.results = args.results.resolve()
     statuses, results = {}, {}
     for name, command, markdown_file, needs in benchmarks(args.results, args.quick):
