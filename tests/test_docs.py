@@ -25,7 +25,6 @@ TESTED_ELSEWHERE = {
     "integrations.md": "the TRL block is a fragment (model, dataset, tokenizer are the "
                        "reader's); tests/test_integration_trl.py runs the same trainer",
 }
-OPTIONAL = ("torch", "verl", "trl")
 BLOCK = re.compile(r"(?P<before>[^\n]*)\n```python\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
 SKIP = re.compile(r"<!--\s*skip-test:\s*(?P<reason>.+?)\s*-->")
 
@@ -41,18 +40,25 @@ def python_blocks(text):
 
 
 def missing_packages(code):
-    imported = set(re.findall(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", code, re.MULTILINE))
-    imported |= set(re.findall(r"^\s*import\s+[\w., ]*?\b(torch|verl|trl)\b", code,
-                               re.MULTILINE))
-    imported |= {"torch"} if "tailext.torch" in code else set()
-    return sorted(name for name in imported & set(OPTIONAL)
-                  if importlib.util.find_spec(name) is None)
+    """Optional packages the block's import lines name (``import tailext.torch`` counts as
+    torch, ``tailext.integrations.trl`` as trl) that are not installed here."""
+    imports = " ".join(re.findall(r"^\s*(?:import|from)\s.*$", code, re.MULTILINE))
+    named = set(re.findall(r"\b(torch|verl|trl)\b", imports))
+    return sorted(name for name in named if importlib.util.find_spec(name) is None)
 
 
-def test_skip_markers_are_parsed():
+def test_blocks_and_skip_markers_are_parsed():
     text = "intro\n<!-- skip-test: needs CUDA -->\n```python\nx = 1\n```\n\n```python\ny = 2\n```\n"
-    assert [(line, reason) for line, _, reason in python_blocks(text)] == [
-        (4, "needs CUDA"), (8, None)]
+    assert [(line, code, reason) for line, code, reason in python_blocks(text)] == [
+        (4, "x = 1\n", "needs CUDA"), (8, "y = 2\n", None)]
+
+
+def test_optional_imports_are_detected(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # nothing installed
+    assert missing_packages("import numpy as np\nimport tailext.torch as tt\n") == ["torch"]
+    assert missing_packages("from tailext.integrations.trl import T\nimport verl\n") == [
+        "trl", "verl"]
+    assert missing_packages("x = 'torch'  # not an import\n") == []
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
