@@ -146,3 +146,44 @@ def cat_bon_batch(rewards, order, exponent, eps):
         for i in range(m):
             result[i] = result[i] * factor * (shifted[i] - mean)
     return out
+
+
+@njit(cache=True, parallel=True)
+def chow_bon_rl_batch(rewards, selected):
+    """Chow BoN-RL advantages for selection masks ``selected[B, m]`` (True = ``Sel``).
+
+    ``y*`` = first index of the maximum within ``Sel``, ``A_{y*} = m (r* − r̄)``,
+    ``A_j = m (r* − r̄)(n_sel − 1)/max(#{j∈Cor: r_j ≤ r*}, 1) · 1{r_j ≤ r*}`` on ``Cor``, 0 on
+    the rest of ``Sel``; ``r* − r̄`` is taken after shifting by the group maximum.
+    """
+    n_groups, m = rewards.shape
+    out = np.zeros((n_groups, m))
+    for b in prange(n_groups):
+        row = rewards[b]
+        chosen = selected[b]
+        top = row[0]
+        for i in range(m):
+            if row[i] > top:
+                top = row[i]
+        total = 0.0
+        best = -1
+        n_select = 0
+        for i in range(m):
+            total += row[i] - top
+            if chosen[i]:
+                n_select += 1
+                if best < 0 or row[i] > row[best]:
+                    best = i
+        r_best = row[best]
+        gain = m * ((r_best - top) - total / m)
+        count = 0
+        for i in range(m):
+            if not chosen[i] and row[i] <= r_best:
+                count += 1
+        share = gain * (n_select - 1) / max(count, 1)
+        result = out[b]
+        for i in range(m):
+            if not chosen[i] and row[i] <= r_best:
+                result[i] = share
+        result[best] = gain
+    return out
