@@ -17,6 +17,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from ._kernels import mean_and_sd
+
 
 class MaxAtKWeights(NamedTuple):
     """Sorted-position weights of the max@k estimators for a group of ``m`` (1-based ``i``).
@@ -52,20 +54,6 @@ def max_at_k_weights(m: int, k: int) -> MaxAtKWeights:
     return MaxAtKWeights(own, above)
 
 
-@njit(cache=True, inline="always")
-def _mean_and_spread(values, m, ddof):
-    """Mean of ``values[:m]`` and ``sqrt(Σ (v − mean)² / (m − ddof))``."""
-    total = 0.0
-    for i in range(m):
-        total += values[i]
-    mean = total / m
-    squares = 0.0
-    for i in range(m):
-        deviation = values[i] - mean
-        squares += deviation * deviation
-    return mean, np.sqrt(squares / (m - ddof))
-
-
 @njit(cache=True, parallel=True)
 def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
     """max@k advantages given ``order = argsort(rewards, axis=1)`` → ``[B, m]``.
@@ -98,7 +86,7 @@ def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
                 x = row[rank[p]] - top
                 result[rank[p]] = own[p] * x + total
                 total += above[p] * x
-            mean, sd = _mean_and_spread(result, m, 0)
+            mean, sd = mean_and_sd(result, m, 0)
             denominator = sd + eps
             if denominator <= 0.0:
                 denominator = 1.0  # sd = eps = 0: every r̃ equals its mean
@@ -138,7 +126,7 @@ def cat_bon_batch(rewards, order, exponent, eps):
         shifted = np.empty(m)
         for i in range(m):
             shifted[i] = row[i] - top
-        mean, sd = _mean_and_spread(shifted, m, 1)
+        mean, sd = mean_and_sd(shifted, m, 1)
         denominator = sd + eps
         if denominator <= 0.0:
             denominator = 1.0  # sd = eps = 0: every r_i − r̄ is 0
