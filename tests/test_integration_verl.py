@@ -181,3 +181,20 @@ def test_inputs_are_not_modified():
     run_estimator(names["tea"], token_rewards, mask, uids, None)
     assert torch.equal(token_rewards, copies[0]) and torch.equal(mask, copies[1])
     assert (uids == copies[2]).all()
+
+
+def test_verl_imports_the_plugin_in_a_fresh_process():
+    # What a verl Ray worker does: import verl with the plugin module named in the
+    # environment (the installed `verl.plugins` entry point takes the same path).
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VERL_USE_EXTERNAL_MODULES="tailext.integrations.verl_plugin",
+               PYTHONPATH=os.pathsep.join(sys.path))
+    code = ("from verl.trainer.ppo.core_algos import get_adv_estimator_fn as get\n"
+            "print(get('tea').__name__, get('tailext_grpo').__name__)")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["tailext_tea_estimator", "tailext_grpo_estimator"]
