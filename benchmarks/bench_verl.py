@@ -55,6 +55,9 @@ def configure_parser(parser):
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per estimator")
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="stop repeating one estimator after this much time (>= 1 call)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch intra-op threads for every estimator (verl's grpo loop is "
+                             "serial; one thread also avoids oversubscribing a shared machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/bench_verl",
                         help="output path without extension (.json and .md are written)")
@@ -76,14 +79,16 @@ def verl_batch(groups, size, response_length, seed):
 
 
 def time_calls(function, kwargs, repeats, max_seconds):
+    """Wall and process-CPU seconds of each timed call (after one untimed warm-up call)."""
     function(**kwargs)  # warm-up: numba compilation / caches, not timed
-    times = []
+    wall, cpu = [], []
     started = time.perf_counter()
-    while len(times) < repeats and (not times or time.perf_counter() - started < max_seconds):
-        begin = time.perf_counter()
+    while len(wall) < repeats and (not wall or time.perf_counter() - started < max_seconds):
+        begin, begin_cpu = time.perf_counter(), time.process_time()
         function(**kwargs)
-        times.append(time.perf_counter() - begin)
-    return times
+        wall.append(time.perf_counter() - begin)
+        cpu.append(time.process_time() - begin_cpu)
+    return wall, cpu
 
 
 def environment():
@@ -119,26 +124,35 @@ def write_results(out, report):
         f" torch threads). Seed {report['config']['seed']}, T = "
         f"{report['config']['response_length']}. Median seconds per call; ratio = verl `grpo`"
         " time / this estimator's time, on the same batch in the same run "
-        "(> 1: faster than verl's `grpo`).", "",
-        "| B×m | estimator | source | calls | median s | ratio vs verl grpo |",
-        "|---|---|---|---:|---:|---:|",
+        "(> 1: faster than verl's `grpo`); the CPU columns use process CPU time, which "
+        "other load on the machine disturbs less.", "",
+        "| B×m | estimator | source | calls | median s | ratio vs verl grpo "
+        "| median CPU s | CPU ratio |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
+
+    def ratio(value):
+        return "" if value is None else f"{value:.1f}×"
+
     for row in report["results"]:
-        ratio = "" if row["ratio_vs_verl_grpo"] is None else f"{row['ratio_vs_verl_grpo']:.1f}×"
         lines.append(f"| {row['shape']} | `{row['estimator']}` | {row['source']} | "
-                     f"{len(row['times_s'])} | {row['median_s']:.4g} | {ratio} |")
+                     f"{len(row['times_s'])} | {row['median_s']:.4g} | "
+                     f"{ratio(row['ratio_vs_verl_grpo'])} | {row['median_cpu_s']:.4g} | "
+                     f"{ratio(row['cpu_ratio_vs_verl_grpo'])} |")
     if report.get("interrupted"):
         lines += ["", "*Interrupted: partial results.*"]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 def run(args):
+    import torch
     from tqdm import tqdm
     from verl.trainer.ppo import core_algos
 
     import tailext
     from tailext.integrations.verl import register
 
+    torch.set_num_threads(args.torch_threads)
     names = register()
     methods = args.methods or tailext.available_methods()
     for method in methods:
@@ -146,7 +160,8 @@ def run(args):
     report = {"config": {"shapes": [f"{b}x{m}" for b, m in args.shapes], "methods": methods,
                          "verl_builtins": list(VERL_BUILTINS),
                          "response_length": args.response_length, "repeats": args.repeats,
-                         "max_seconds": args.max_seconds, "seed": args.seed},
+                         "max_seconds": args.max_seconds, "seed": args.seed,
+                         "torch_threads": args.torch_threads},
               "environment": environment(), "results": [], "interrupted": False}
     out = Path(args.out)
     jobs = [(shape, name, "verl built-in") for shape in args.shapes for name in VERL_BUILTINS]
@@ -162,17 +177,19 @@ def run(args):
             token_rewards, mask, uids = batches[(groups, size)]
             kwargs = {"token_level_rewards": token_rewards, "response_mask": mask,
                       "index": uids, "config": None}
-            times = time_calls(core_algos.get_adv_estimator_fn(name), kwargs, args.repeats,
-                               args.max_seconds)
+            times, cpu_times = time_calls(core_algos.get_adv_estimator_fn(name), kwargs,
+                                          args.repeats, args.max_seconds)
             shape = f"{groups}x{size}"
-            median = statistics.median(times)
-            reference = median if name == REFERENCE else next(
-                (row["median_s"] for row in report["results"]
-                 if row["shape"] == shape and row["estimator"] == REFERENCE), None)
-            report["results"].append({
-                "shape": shape, "estimator": name, "source": source, "times_s": times,
-                "median_s": median,
-                "ratio_vs_verl_grpo": None if reference is None else reference / median})
+            row = {"shape": shape, "estimator": name, "source": source, "times_s": times,
+                   "median_s": statistics.median(times), "cpu_times_s": cpu_times,
+                   "median_cpu_s": statistics.median(cpu_times)}
+            reference = row if name == REFERENCE else next(
+                (done for done in report["results"]
+                 if done["shape"] == shape and done["estimator"] == REFERENCE), None)
+            for key, ratio_key in (("median_s", "ratio_vs_verl_grpo"),
+                                   ("median_cpu_s", "cpu_ratio_vs_verl_grpo")):
+                row[ratio_key] = None if reference is None else reference[key] / row[key]
+            report["results"].append(row)
             write_results(out, report)
     except KeyboardInterrupt:
         report["interrupted"] = True

@@ -4,6 +4,10 @@ Every check goes through verl's own registry (``get_adv_estimator_fn``) and, for
 rules, compares with verl's built-in estimators on the same batch.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -186,10 +190,6 @@ def test_inputs_are_not_modified():
 def test_verl_imports_the_plugin_in_a_fresh_process():
     # What a verl Ray worker does: import verl with the plugin module named in the
     # environment (the installed `verl.plugins` entry point takes the same path).
-    import os
-    import subprocess
-    import sys
-
     env = dict(os.environ, VERL_USE_EXTERNAL_MODULES="tailext.integrations.verl_plugin",
                PYTHONPATH=os.pathsep.join(sys.path))
     code = ("from verl.trainer.ppo.core_algos import get_adv_estimator_fn as get\n"
