@@ -2,9 +2,12 @@
 
 The max@k rules (``bon_mean``, ``maxk_loo1``) and ``cat_bon`` need each group sorted, so they
 cost O(m log m) per group; everything after the sort is one O(m) sweep with weights that
-depend only on ``(m, k)`` and are computed once per call. Kernels assume finite float64
-C-contiguous input and valid options (validated by :mod:`tailext.baselines`); the pure-numpy
-references they must match live in :mod:`tailext.reference`.
+depend only on ``(m, k)`` and are computed once per call. The sort is numpy's
+``argsort(axis=1)`` (SIMD-accelerated in numpy 2; measured 30× faster than ``np.argsort``
+per row inside numba for ``[4096, 64]``), done by the caller; the kernels take its result.
+Kernels assume finite float64 C-contiguous input and valid options (validated by
+:mod:`tailext.baselines`); the pure-numpy references they must match live in
+:mod:`tailext.reference`.
 """
 
 from __future__ import annotations
@@ -49,53 +52,97 @@ def max_at_k_weights(m: int, k: int) -> MaxAtKWeights:
     return MaxAtKWeights(own, above)
 
 
-@njit(cache=True, parallel=True)
-def max_at_k_batch(rewards, own, above, leave_one_out):
-    """Per-group max@k sweep after an argsort → ``[B, m]``.
+@njit(cache=True, inline="always")
+def _mean_and_spread(values, m, ddof):
+    """Mean of ``values[:m]`` and ``sqrt(Σ (v − mean)² / (m − ddof))``."""
+    total = 0.0
+    for i in range(m):
+        total += values[i]
+    mean = total / m
+    squares = 0.0
+    for i in range(m):
+        deviation = values[i] - mean
+        squares += deviation * deviation
+    return mean, np.sqrt(squares / (m - ddof))
 
-    ``leave_one_out=False``: ``r̃_(i) = own_i r_(i) + Σ_{j>i} above_j r_(j)`` (the expected
-    max of a random k-subset containing ``i``). ``leave_one_out=True``:
-    ``own_i r_(i) − Σ_{j<i} above_{j+1} r_(j)``, which is ``(m/k) · A_i`` of ``maxk_loo1``
-    (the ``Σ_{j>i}`` terms of ``s_i`` and of the leave-one-out max@(k−1) cancel).
-    Rewards are shifted by the group maximum first, so a group of equal rewards gives exact
-    zeros; the first sweep therefore returns ``r̃ − max(r)`` (``r̃`` is shift-equivariant:
-    the weights of each position sum to one), the second is shift-invariant.
+
+@njit(cache=True, parallel=True)
+def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
+    """max@k advantages given ``order = argsort(rewards, axis=1)`` → ``[B, m]``.
+
+    ``leave_one_out=False`` (``bon_mean``): the sweep ``r̃_(i) = own_i r_(i) +
+    Σ_{j>i} above_j r_(j)`` (the expected max of a random k-subset containing ``i``), then
+    the z-score ``(r̃ − mean r̃)/(sd(r̃) + eps)`` (population sd). ``leave_one_out=True``
+    (``maxk_loo1``): ``scale · [own_i r_(i) − Σ_{j<i} above_{j+1} r_(j)]`` with
+    ``scale = k/m`` (the ``Σ_{j>i}`` terms of ``s_i`` and of the leave-one-out max@(k−1)
+    estimate cancel). Rewards are shifted by the group maximum first, so a group of equal
+    rewards gives exact zeros (``r̃`` is shift-equivariant: each position's weights sum to
+    one; the leave-one-out form is shift-invariant).
     """
     n_groups, m = rewards.shape
     out = np.empty((n_groups, m))
     for b in prange(n_groups):
         row = rewards[b]
-        order = np.argsort(row)
-        top = row[order[m - 1]]
+        rank = order[b]
+        result = out[b]
+        top = row[rank[m - 1]]
         total = 0.0
         if leave_one_out:
             for p in range(m):
-                x = row[order[p]] - top
-                out[b, order[p]] = own[p] * x - total + 0.0  # + 0.0: no −0.0 outputs
+                x = row[rank[p]] - top
+                result[rank[p]] = scale * (own[p] * x - total) + 0.0  # + 0.0: no −0.0
                 if p + 1 < m:
                     total += above[p + 1] * x
         else:
             for p in range(m - 1, -1, -1):
-                x = row[order[p]] - top
-                out[b, order[p]] = own[p] * x + total
+                x = row[rank[p]] - top
+                result[rank[p]] = own[p] * x + total
                 total += above[p] * x
+            mean, sd = _mean_and_spread(result, m, 0)
+            denominator = sd + eps
+            if denominator <= 0.0:
+                denominator = 1.0  # sd = eps = 0: every r̃ equals its mean
+            for i in range(m):
+                result[i] = (result[i] - mean) / denominator
     return out
 
 
 @njit(cache=True, parallel=True)
-def rank_log_weights_batch(rewards, exponent):
-    """``(N−1) · log q_i`` with ``q_i = (#{j : r_j < r_i} + 1)/(m + 1)`` per group → ``[B, m]``.
+def cat_bon_batch(rewards, order, exponent, eps):
+    """CAT-BoN advantages given ``order = argsort(rewards, axis=1)`` → ``[B, m]``.
 
-    Tied rewards get the count of the first of their run in sorted order (strict ``<``).
+    ``q_i = (#{j : r_j < r_i} + 1)/(m + 1)`` (tied rewards get the count of the first of
+    their run in sorted order), ``w_i ∝ q_i^{N−1}`` normalized to mean one in log space
+    (``exponent = N − 1``), ``A_i = w̃_i (r_i − r̄)/(sd_{m−1} + eps)``.
     """
     n_groups, m = rewards.shape
     out = np.empty((n_groups, m))
+    levels = np.empty(m)  # (N−1) log((c + 1)/(m + 1)) for a count c: one log per count
+    for c in range(m):
+        levels[c] = exponent * np.log((c + 1.0) / (m + 1.0))
     for b in prange(n_groups):
         row = rewards[b]
-        order = np.argsort(row)
+        rank = order[b]
+        result = out[b]
+        top = row[rank[m - 1]]
         below = 0
         for p in range(m):
-            if p > 0 and row[order[p]] > row[order[p - 1]]:
+            if p > 0 and row[rank[p]] > row[rank[p - 1]]:
                 below = p
-            out[b, order[p]] = exponent * np.log((below + 1.0) / (m + 1.0))
+            result[rank[p]] = levels[below]
+        highest = levels[below]  # the maximum's count is the last one assigned
+        weight_sum = 0.0
+        for i in range(m):
+            result[i] = np.exp(result[i] - highest)
+            weight_sum += result[i]
+        shifted = np.empty(m)
+        for i in range(m):
+            shifted[i] = row[i] - top
+        mean, sd = _mean_and_spread(shifted, m, 1)
+        denominator = sd + eps
+        if denominator <= 0.0:
+            denominator = 1.0  # sd = eps = 0: every r_i − r̄ is 0
+        factor = m / (weight_sum * denominator)
+        for i in range(m):
+            result[i] = result[i] * factor * (shifted[i] - mean)
     return out

@@ -200,9 +200,11 @@ def _max_at_k_iv(rewards, k):
     return batch, was_1d, _k_iv(k, batch.shape[1])
 
 
-def _max_at_k(batch, k, leave_one_out):
-    weights = _baseline_kernels.max_at_k_weights(batch.shape[1], k)
-    return _baseline_kernels.max_at_k_batch(batch, weights.own, weights.above, leave_one_out)
+def _max_at_k(batch, k, leave_one_out, eps=0.0):
+    m = batch.shape[1]
+    weights = _baseline_kernels.max_at_k_weights(m, k)
+    return _baseline_kernels.max_at_k_batch(batch, np.argsort(batch, axis=1), weights.own,
+                                            weights.above, leave_one_out, eps, k / m)
 
 
 def bon_mean(rewards, *, k=4, eps=1e-6):
@@ -240,8 +242,7 @@ def bon_mean(rewards, *, k=4, eps=1e-6):
     """
     batch, was_1d, k = _max_at_k_iv(rewards, k)
     eps = _eps_iv(eps)
-    transformed = _max_at_k(batch, k, leave_one_out=False)
-    return _unbatch(reference.grpo_z(transformed, eps, 0), was_1d)
+    return _unbatch(_max_at_k(batch, k, leave_one_out=False, eps=eps), was_1d)
 
 
 def maxk_loo1(rewards, *, k=4):
@@ -274,8 +275,7 @@ def maxk_loo1(rewards, *, k=4):
     [0.0, 0.333333, 1.666667]
     """
     batch, was_1d, k = _max_at_k_iv(rewards, k)
-    m = batch.shape[1]
-    return _unbatch(k / m * _max_at_k(batch, k, leave_one_out=True), was_1d)
+    return _unbatch(_max_at_k(batch, k, leave_one_out=True), was_1d)
 
 
 def chow_selection(shape, *, n_select=None, seed=None):
@@ -301,10 +301,12 @@ def chow_selection(shape, *, n_select=None, seed=None):
     """
     n_groups, m = shape
     n_select = _n_select_iv(n_select, m)
-    rng = np.random.default_rng(seed)
-    order = np.argsort(rng.random((n_groups, m)), axis=1)
+    keys = np.random.default_rng(seed).random((n_groups, m))
+    # Sel = the n_select smallest keys: a uniformly random subset, found in O(m); the set
+    # (not the order argpartition leaves it in) is all that is used.
+    chosen = np.argpartition(keys, n_select - 1, axis=1)[:, :n_select]
     selected = np.zeros((n_groups, m), dtype=bool)
-    np.put_along_axis(selected, order[:, :n_select], True, axis=1)
+    np.put_along_axis(selected, chosen, True, axis=1)
     return selected
 
 
@@ -404,8 +406,8 @@ def cat_bon(rewards, *, n_target=128, eps=1e-4):
     True
     """
     batch, was_1d, n_target, eps = _cat_bon_iv(rewards, n_target, eps)
-    log_weights = _baseline_kernels.rank_log_weights_batch(batch, float(n_target - 1))
-    return _unbatch(reference.cat_bon_from_log_weights(batch, log_weights, eps), was_1d)
+    return _unbatch(_baseline_kernels.cat_bon_batch(batch, np.argsort(batch, axis=1),
+                                                    float(n_target - 1), eps), was_1d)
 
 
 register_rule("grpo", properties={"zero_sum"} | _SHIFT_SCALE | _ORDERED,

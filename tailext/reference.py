@@ -41,8 +41,6 @@ __all__ = [
     "max_at_k_estimate",
     "maxk_loo1",
     "chow_bon_rl",
-    "rank_log_weights",
-    "cat_bon_from_log_weights",
     "cat_bon",
 ]
 
@@ -150,10 +148,10 @@ def centred(rewards):
     return x - x.mean(axis=1, keepdims=True)
 
 
-def group_std(rewards, ddof):
-    """Group standard deviation with divisor ``m − ddof`` → ``[B, 1]``."""
-    deviations = centred(rewards)
-    return np.sqrt((deviations ** 2).sum(axis=1, keepdims=True) / (rewards.shape[1] - ddof))
+def group_std(deviations, ddof):
+    """Group standard deviation with divisor ``m − ddof`` from ``centred(rewards)`` → ``[B, 1]``."""
+    squares = np.einsum("bm,bm->b", deviations, deviations)[:, None]
+    return np.sqrt(squares / (deviations.shape[1] - ddof))
 
 
 def grpo(rewards):
@@ -163,9 +161,9 @@ def grpo(rewards):
 
 def grpo_z(rewards, eps, ddof=0):
     """GRPO-Z: ``A_i = (r_i − r̄) / (sd + ε)``, sd with divisor ``m − ddof``; 0 where sd+ε = 0."""
-    denominator = group_std(rewards, ddof) + eps
-    safe = np.where(denominator > 0, denominator, 1.0)
-    return centred(rewards) / safe
+    deviations = centred(rewards)
+    denominator = group_std(deviations, ddof) + eps
+    return deviations / np.where(denominator > 0, denominator, 1.0)
 
 
 def rloo(rewards):
@@ -192,7 +190,7 @@ def bon_max_second(rewards, normalize=False, eps=1e-6):
     top_two = np.sort(rewards, axis=1)[:, -2:]
     gap = top_two[:, 1:] - top_two[:, :1]
     if normalize:
-        denominator = group_std(rewards, 1) + eps
+        denominator = group_std(centred(rewards), 1) + eps
         gap = gap / np.where(denominator > 0, denominator, 1.0)
     out = np.zeros_like(rewards)
     np.put_along_axis(out, best, gap, axis=1)
@@ -277,21 +275,17 @@ def chow_bon_rl(rewards, selected):
     return out
 
 
-def rank_log_weights(rewards, n_target):
-    """``(N−1) log q_i``, ``q_i = (#{j : r_j < r_i} + 1)/(m + 1)`` (ties share the count)."""
+def cat_bon(rewards, n_target, eps=1e-4):
+    """CAT-BoN: ``A_i = w̃_i (r_i − r̄)/(sd_sample + ε)``, ``w̃ = w / mean(w)``, ``w_i = N q_i^{N−1}``.
+
+    ``q_i = (#{j : r_j < r_i} + 1)/(m + 1)`` (ties share the count); ``w`` is normalized in
+    log space so ``q^{N−1}`` cannot underflow to ``0/0``.
+    """
     m = rewards.shape[1]
     below = np.array([np.searchsorted(np.sort(row), row, side="left") for row in rewards])
-    return (n_target - 1) * np.log((below + 1.0) / (m + 1.0))
-
-
-def cat_bon_from_log_weights(rewards, log_weights, eps):
-    """``A_i = w̃_i (r_i − r̄)/(sd_sample + ε)`` with ``w̃ = w / mean(w)``, ``w`` given in logs."""
+    log_weights = (n_target - 1) * np.log((below + 1.0) / (m + 1.0))
     weights = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))
     normalized = weights / weights.mean(axis=1, keepdims=True)
-    denominator = group_std(rewards, 1) + eps
-    return normalized * centred(rewards) / np.where(denominator > 0, denominator, 1.0)
-
-
-def cat_bon(rewards, n_target, eps=1e-4):
-    """CAT-BoN: rank weight ``N q_i^{N−1}`` normalized to mean 1, times the sample-std z-score."""
-    return cat_bon_from_log_weights(rewards, rank_log_weights(rewards, n_target), eps)
+    deviations = centred(rewards)
+    denominator = group_std(deviations, 1) + eps
+    return normalized * deviations / np.where(denominator > 0, denominator, 1.0)

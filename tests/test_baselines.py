@@ -14,26 +14,10 @@ from tailext import reference
 from tailext._baseline_kernels import max_at_k_weights
 from tailext.baselines import chow_selection
 from tailext.rules import get_rule
+from reward_strategies import reward_batches
 
 BASELINES = ["grpo", "grpo_z", "rloo", "bon_max_mean", "bon_max_second", "bon_mean",
              "maxk_loo1", "chow_bon_rl", "cat_bon"]
-
-
-@st.composite
-def reward_batches(draw, min_m=2, max_m=9, max_groups=3):
-    """Reward batches with continuous values, heavy ties or all-equal groups, at magnitudes
-    1e-8, 1 and 1e8 (the last also as a 1e8 offset on unit-scale noise)."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    shape = (draw(st.integers(1, max_groups)), draw(st.integers(min_m, max_m)))
-    kind = draw(st.sampled_from(["normal", "ties", "equal"]))
-    if kind == "normal":
-        rewards = rng.normal(size=shape)
-    elif kind == "ties":
-        rewards = rng.integers(0, 3, size=shape).astype(float)
-    else:
-        rewards = np.full(shape, rng.normal())
-    scale, offset = draw(st.sampled_from([(1e-8, 0.0), (1.0, 0.0), (1e8, 0.0), (1.0, 1e8)]))
-    return rewards * scale + offset
 
 
 def magnitude(rewards):

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 import tailext  # noqa: E402
 import tailext.torch as tt  # noqa: E402
+from reward_strategies import ALL_MAGNITUDES, reward_batches  # noqa: E402
 
 METHODS = tailext.available_methods()
 NEEDS_K = {"bon_mean", "maxk_loo1"}
@@ -24,24 +25,11 @@ def _options(method, m, data=None):
     return options
 
 
-@st.composite
-def reward_batches(draw, float32=False):
-    """Groups large enough for the tail rules (m ≥ 8): continuous, tied and all-equal rows.
-    float64 also gets magnitudes 1e-8/1e8 and a 1e8 offset; float32 stays at unit offset
-    (its 6e-8 ulp would swamp unit-scale differences on a 1e8 offset)."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    shape = (draw(st.integers(1, 4)), draw(st.integers(8, 48)))
-    kind = draw(st.sampled_from(["normal", "ties", "equal"]))
-    if kind == "normal":
-        rewards = rng.normal(size=shape)
-    elif kind == "ties":
-        rewards = rng.integers(0, 4, size=shape).astype(float)
-    else:
-        rewards = np.full(shape, rng.normal())
-    cases = [(1.0, 0.0), (1e-3, 0.0), (1e3, 2e3)] if float32 else \
-        [(1e-8, 0.0), (1.0, 0.0), (1e8, 0.0), (1.0, 1e8)]
-    scale, offset = draw(st.sampled_from(cases))
-    return rewards * scale + offset
+def float_batches(float32=False):
+    """Groups large enough for the tail rules (m ≥ 8). float32 stays near unit offset: its
+    6e-8 ulp would swamp unit-scale differences on a 1e8 offset."""
+    magnitudes = ((1.0, 0.0), (1e-3, 0.0), (1e3, 2e3)) if float32 else ALL_MAGNITUDES
+    return reward_batches(min_m=8, max_m=48, max_groups=4, magnitudes=magnitudes)
 
 
 def assert_matches_numpy(got, expected, rewards, rtol, conditioning, term_scale=0.0):
@@ -98,14 +86,14 @@ FEW = settings(max_examples=max(20, settings.default.max_examples // 3))
 
 @pytest.mark.parametrize("method", METHODS)
 @FEW
-@given(rewards=reward_batches(), data=st.data())
+@given(rewards=float_batches(), data=st.data())
 def test_float64_matches_numpy(method, rewards, data):
     _check_against_numpy(method, rewards, torch.float64, data, 1e-12, 8)
 
 
 @pytest.mark.parametrize("method", METHODS)
 @FEW
-@given(rewards=reward_batches(float32=True), data=st.data())
+@given(rewards=float_batches(float32=True), data=st.data())
 def test_float32_matches_numpy(method, rewards, data):
     _check_against_numpy(method, rewards, torch.float32, data, 1e-6, 8)
 
