@@ -29,19 +29,10 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from bench_advantages import parse_shape  # same BxM syntax as the advantage benchmark
 
 VERL_BUILTINS = ("grpo", "grpo_vectorized")
 REFERENCE = "grpo"  # verl's per-sample-loop estimator: the ratio's denominator
-
-
-def parse_shape(text):
-    try:
-        groups, size = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"shape must be BxM (e.g. 4096x16), got {text!r}")
-    if groups < 1 or size < 2:
-        raise argparse.ArgumentTypeError(f"shape needs B >= 1 and M >= 2, got {text!r}")
-    return groups, size
 
 
 def configure_parser(parser):
