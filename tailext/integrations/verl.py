@@ -86,16 +86,17 @@ def _options_from_config(config) -> dict:
 
 
 def _make_estimator(method: str):
+    import torch
+
     from .. import torch as tailext_torch
 
+    # **unused: what verl passes for other estimators (reward_baselines, ...); not used here.
     def estimator(token_level_rewards, response_mask, index=None, config=None, **unused):
         if index is None:
             raise ValueError(f"verl estimator {estimator_name(method)!r} needs the group "
                              "index (`uid` in data.non_tensor_batch): tailext rules are "
                              "computed within each prompt's group of rollouts.")
         options = _options_from_config(config)
-        import torch
-
         with torch.no_grad():
             scores = token_level_rewards.sum(dim=-1)
             group_advantages = tailext_torch.advantages_from_groups(
