@@ -17,6 +17,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from ._kernels import mean_and_sd
+
 
 class MaxAtKWeights(NamedTuple):
     """Sorted-position weights of the max@k estimators for a group of ``m`` (1-based ``i``).
@@ -52,20 +54,6 @@ def max_at_k_weights(m: int, k: int) -> MaxAtKWeights:
     return MaxAtKWeights(own, above)
 
 
-@njit(cache=True, inline="always")
-def _mean_and_spread(values, m, ddof):
-    """Mean of ``values[:m]`` and ``sqrt(Σ (v − mean)² / (m − ddof))``."""
-    total = 0.0
-    for i in range(m):
-        total += values[i]
-    mean = total / m
-    squares = 0.0
-    for i in range(m):
-        deviation = values[i] - mean
-        squares += deviation * deviation
-    return mean, np.sqrt(squares / (m - ddof))
-
-
 @njit(cache=True, parallel=True)
 def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
     """max@k advantages given ``order = argsort(rewards, axis=1)`` → ``[B, m]``.
@@ -98,7 +86,7 @@ def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
                 x = row[rank[p]] - top
                 result[rank[p]] = own[p] * x + total
                 total += above[p] * x
-            mean, sd = _mean_and_spread(result, m, 0)
+            mean, sd = mean_and_sd(result, m, 0)
             denominator = sd + eps
             if denominator <= 0.0:
                 denominator = 1.0  # sd = eps = 0: every r̃ equals its mean
@@ -138,11 +126,52 @@ def cat_bon_batch(rewards, order, exponent, eps):
         shifted = np.empty(m)
         for i in range(m):
             shifted[i] = row[i] - top
-        mean, sd = _mean_and_spread(shifted, m, 1)
+        mean, sd = mean_and_sd(shifted, m, 1)
         denominator = sd + eps
         if denominator <= 0.0:
             denominator = 1.0  # sd = eps = 0: every r_i − r̄ is 0
         factor = m / (weight_sum * denominator)
         for i in range(m):
             result[i] = result[i] * factor * (shifted[i] - mean)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def chow_bon_rl_batch(rewards, selected):
+    """Chow BoN-RL advantages for selection masks ``selected[B, m]`` (True = ``Sel``).
+
+    ``y*`` = first index of the maximum within ``Sel``, ``A_{y*} = m (r* − r̄)``,
+    ``A_j = m (r* − r̄)(n_sel − 1)/max(#{j∈Cor: r_j ≤ r*}, 1) · 1{r_j ≤ r*}`` on ``Cor``, 0 on
+    the rest of ``Sel``; ``r* − r̄`` is taken after shifting by the group maximum.
+    """
+    n_groups, m = rewards.shape
+    out = np.zeros((n_groups, m))
+    for b in prange(n_groups):
+        row = rewards[b]
+        chosen = selected[b]
+        top = row[0]
+        for i in range(m):
+            if row[i] > top:
+                top = row[i]
+        total = 0.0
+        best = -1
+        n_select = 0
+        for i in range(m):
+            total += row[i] - top
+            if chosen[i]:
+                n_select += 1
+                if best < 0 or row[i] > row[best]:
+                    best = i
+        r_best = row[best]
+        gain = m * ((r_best - top) - total / m)
+        count = 0
+        for i in range(m):
+            if not chosen[i] and row[i] <= r_best:
+                count += 1
+        share = gain * (n_select - 1) / max(count, 1)
+        result = out[b]
+        for i in range(m):
+            if not chosen[i] and row[i] <= r_best:
+                result[i] = share
+        result[best] = gain
     return out

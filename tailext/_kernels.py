@@ -84,33 +84,32 @@ def fit_row(x, n, k, floor_abs, floor_rel, buf):
     return fit_from_top(buf[n - k:n], x, n, floor_abs, floor_rel)
 
 
+@njit(cache=True, inline="always")
+def mean_and_sd(values, n, ddof):
+    """Mean of ``values[:n]`` and ``sqrt(Σ (v − mean)² / (n − ddof))`` (two passes)."""
+    total = 0.0
+    for i in range(n):
+        total += values[i]
+    mean = total / n
+    squares = 0.0
+    for i in range(n):
+        deviation = values[i] - mean
+        squares += deviation * deviation
+    return mean, np.sqrt(squares / (n - ddof))
+
+
 @njit(cache=True)
 def fit_from_top(top, x, n, floor_abs, floor_rel):
     """Tail vector of ``x[:n]`` given ``top``, its ``k`` largest values in any order."""
     k = top.shape[0]
     h = top[0]
-    total = 0.0
-    for i in range(k):
-        total += top[i]
+    for i in range(1, k):
         if top[i] < h:
             h = top[i]
-    mu = total / k
-    sq = 0.0
-    for i in range(k):
-        dev = top[i] - mu
-        sq += dev * dev
-    s = np.sqrt(sq / k)
+    mu, s = mean_and_sd(top, k, 0)
     floor = floor_abs
     if floor_rel > 0.0:
-        total = 0.0
-        for i in range(n):
-            total += x[i]
-        mean = total / n
-        sq = 0.0
-        for i in range(n):
-            dev = x[i] - mean
-            sq += dev * dev
-        floor += floor_rel * np.sqrt(sq / n)
+        floor += floor_rel * mean_and_sd(x, n, 0)[1]
     if floor > s:
         s = floor
     return h, mu, s

@@ -6,8 +6,9 @@ reaches it. Notation: ``r̄`` group mean, ``sd`` population standard deviation (
 ``m``) unless a rule says otherwise, ``r_(1) ≤ … ≤ r_(m)`` the sorted rewards.
 
 The plain rules are the vectorized references of :mod:`tailext.reference` behind
-validation; the sort-based ones (``bon_mean``, ``maxk_loo1``, ``cat_bon``) run numba kernels
-from :mod:`tailext._baseline_kernels` that must agree with those references.
+validation; the sort-based ones (``bon_mean``, ``maxk_loo1``, ``cat_bon``) and
+``chow_bon_rl`` run numba kernels from :mod:`tailext._baseline_kernels` that must agree with
+those references.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ def grpo_z(rewards, *, eps=1e-6, ddof=0):
     Notes
     -----
     A group of equal rewards gives zeros (also with ``eps=0``). Scale-invariant only up to
-    the ``ε`` term, so it claims shift invariance but not scale invariance.
+    the ``ε`` term, so it claims shift invariance but not scale invariance. verl gives a
+    group of one rollout mean 0 and std 1 (``A = r/(1 + ε)``); here ``ddof=1`` rejects it.
 
     Examples
     --------
@@ -368,7 +370,7 @@ def chow_bon_rl(rewards, *, n_select=None, seed=None):
     """
     batch, was_1d = _chow_bon_rl_iv(rewards, n_select)
     selected = chow_selection(batch.shape, n_select=n_select, seed=seed)
-    return _unbatch(reference.chow_bon_rl(batch, selected), was_1d)
+    return _unbatch(_baseline_kernels.chow_bon_rl_batch(batch, selected), was_1d)
 
 
 def _cat_bon_iv(rewards, n_target, eps):

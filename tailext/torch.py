@@ -399,6 +399,8 @@ def advantages_from_groups(scores, group_ids, method="tea", *, check_finite=True
             out[index] = function(work[index], **merged)
         except ValueError as error:
             example = distinct[int(groups[0])]
+            if isinstance(example, torch.Tensor):
+                example = example.item()
             raise ValueError(f"groups of size {size} (e.g. group id {example!r}): "
                              f"{error}") from None
     return out.to(scores.dtype)

@@ -128,6 +128,8 @@ def test_chow_bon_rl_matches_formula_and_is_reproducible(rewards, seed, data):
     assert np.all(selected.sum(axis=1) == n_select)
     expected = np.array([brute_chow(row, sel) for row, sel in zip(rewards, selected)])
     assert_rows_close(got, expected, m * m * magnitude(rewards), 1e-9)
+    assert_rows_close(got, reference.chow_bon_rl(rewards, selected),
+                      m * m * magnitude(rewards))  # kernel == reference
 
 
 def test_chow_bon_rl_generator_draws_new_splits():

@@ -172,6 +172,8 @@ def test_group_too_small_names_the_group():
     with pytest.raises(ValueError, match=r"groups of size 1 \(e.g. group id 'lonely'\): "
                                          r"groups of `rewards` need at least 2 rollouts"):
         tt.advantages_from_groups(scores, ids, method="rloo")
+    with pytest.raises(ValueError, match=r"groups of size 1 \(e.g. group id 7\)"):
+        tt.advantages_from_groups(scores, torch.tensor([3, 3, 3, 7]), method="rloo")
 
 
 @pytest.mark.parametrize("call,error,match", [
