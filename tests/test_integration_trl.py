@@ -78,7 +78,7 @@ class CapturingTrainer(TailextGRPOTrainer):
         return output
 
 
-def make_trainer(tmp_path, reward_fn, **kwargs):
+def make_trainer(tmp_path, reward_fn, config=None, **kwargs):
     from datasets import Dataset
 
     tokenizer = tiny_tokenizer()
@@ -87,7 +87,8 @@ def make_trainer(tmp_path, reward_fn, **kwargs):
         output_dir=str(tmp_path), per_device_train_batch_size=NUM_GENERATIONS,
         num_generations=NUM_GENERATIONS, max_completion_length=6, max_steps=2,
         learning_rate=0.05, beta=0.0, logging_steps=1, report_to="none", save_strategy="no",
-        use_cpu=True, bf16=False, disable_tqdm=True, seed=0, dataloader_num_workers=0)
+        use_cpu=True, bf16=False, disable_tqdm=True, seed=0, dataloader_num_workers=0,
+        **(config or {}))
     return CapturingTrainer(model=tiny_model(tokenizer, seed=0), reward_funcs=reward_fn,
                             args=args, train_dataset=dataset, processing_class=tokenizer,
                             **kwargs)
@@ -124,3 +125,15 @@ def test_bad_rule_or_options_fail_before_training(tmp_path):
         make_trainer(tmp_path, RecordingRewards(), advantage_method="no_such_rule")
     with pytest.raises(TypeError, match="unknown option"):
         make_trainer(tmp_path, RecordingRewards(), advantage_options={"k": 3})
+    with pytest.raises(ValueError, match="needs multi_objective_aggregation="):
+        make_trainer(tmp_path, RecordingRewards(),
+                     config={"multi_objective_aggregation": "normalize_then_sum"})
+
+
+def test_completion_without_reward_is_a_clear_error(tmp_path):
+    def no_reward_for_first(prompts, completions, **kwargs):
+        return [None] + [1.0 * i for i in range(1, len(completions))]
+
+    trainer = make_trainer(tmp_path, no_reward_for_first)
+    with pytest.raises(ValueError, match=r"1 completion\(s\) have no reward"):
+        trainer.train()
