@@ -14,7 +14,11 @@ import sys
 from ._version import __version__
 
 #: check name → (module, one-line help)
-VALIDATIONS: dict[str, tuple[str, str]] = {}
+VALIDATIONS: dict[str, tuple[str, str]] = {
+    "simulator": ("validation.simulator",
+                  "every rule on an exact contextual bandit: best-of-n frontier, CIs vs GRPO, "
+                  "oracle alignment"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from .constants import _check_positive_int, _check_tail_fraction, kappa
 from .estimators import tail_vector
 
 __all__ = [
-    "BestOfN", "best_of_n", "unbiased_weights", "exact_best_of_n",
+    "BestOfN", "best_of_n", "unbiased_weights", "exact_best_of_n", "best_of_n_from_cdf",
     "TailPrediction", "tail_prediction",
     "PairedBootstrap", "paired_bootstrap",
     "WinTieLoss", "win_tie_loss",
@@ -209,10 +209,18 @@ def exact_best_of_n(values, weights, n) -> BestOfN:
     batch, probs, _ = _distribution_iv(values, weights)
     budgets = _budgets_iv(n, np.iinfo(np.int64).max, "int64 max")
     ordered, cdf, _ = sorted_cdf(batch, probs)
-    previous = np.concatenate([np.zeros((cdf.shape[0], 1)), cdf[:, :-1]], axis=1)
-    per_prompt = np.stack([(ordered * (cdf ** b - previous ** b)).sum(axis=1)
-                           for b in budgets], axis=1)
-    return _summarize(budgets, per_prompt)
+    return _summarize(budgets, best_of_n_from_cdf(ordered, cdf, budgets))
+
+
+def best_of_n_from_cdf(ordered, cdf, budgets):
+    """``V_n = Σ_i x_(i) [F_i^n − F_{i−1}^n]`` on pre-sorted values: ``[..., len(budgets)]``.
+
+    No validation: ``ordered`` ascending and ``cdf`` its CDF along the last axis (the fast path
+    behind :func:`exact_best_of_n`, for callers that keep their supports sorted).
+    """
+    previous = np.concatenate([np.zeros_like(cdf[..., :1]), cdf[..., :-1]], axis=-1)
+    return np.stack([(ordered * (cdf ** b - previous ** b)).sum(axis=-1) for b in budgets],
+                    axis=-1)
 
 
 # --------------------------------------------------------------------- tail extrapolation

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._validation import as_reward_batch, as_score_batch
 from .constants import _check_positive_int
-from .evaluation import _distribution_iv, sorted_cdf
+from .evaluation import _distribution_iv, best_of_n_from_cdf, sorted_cdf
 
 __all__ = ["OracleAdvantage", "oracle_advantages", "Alignment", "oracle_alignment",
            "policy_update", "cosine"]
@@ -84,7 +84,7 @@ def oracle_advantages(pool, *, n_target=128, weights=None) -> OracleAdvantage:
     x, cdf, order = sorted_cdf(batch, probs)
     B, M = x.shape
     previous = np.concatenate([np.zeros((B, 1)), cdf[:, :-1]], axis=1)
-    value = (x * (cdf ** N - previous ** N)).sum(axis=1)
+    value = best_of_n_from_cdf(x, cdf, [N])[:, 0]
     # End of each entry's tie block: F(r) and "x_(i) > r" are taken at the block's last index.
     index = np.broadcast_to(np.arange(M), (B, M))
     last = np.concatenate([x[:, 1:] != x[:, :-1], np.ones((B, 1), bool)], axis=1)
