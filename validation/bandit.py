@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numba import njit
 from scipy import special
 
 
@@ -74,22 +75,39 @@ def make_prompts(scenario: Scenario, n_prompts: int, rng: np.random.Generator) -
                      np.take_along_axis(rewards, order, axis=1))
 
 
-def policy(theta, features):
-    """Softmax probabilities ``π[..., K]`` and mean features ``E_π φ [..., d]``.
+def _logits(theta, features):
+    """``θ·φ``: ``[..., K]`` for one ``theta[d]``, ``[..., L, K]`` for ``theta[..., L, d]``."""
+    if theta.ndim == 1:
+        return features @ theta
+    return np.swapaxes(features @ np.swapaxes(theta, -1, -2), -1, -2)
 
-    ``theta[..., d]`` broadcasts against ``features[..., K, d]`` without its K axis.
+
+def _expect(weights, features, single):
+    """``Σ_k w_k φ_k``: ``[..., d]`` (single) or ``[..., L, d]`` (batched matmul)."""
+    if single:
+        return (weights[..., None, :] @ features)[..., 0, :]
+    return weights @ features
+
+
+def policy(theta, features):
+    """Softmax probabilities ``π`` and mean features ``E_π φ`` on each prompt.
+
+    ``theta[d]`` gives ``probs[..., K]`` and ``mean[..., d]``; a stack ``theta[..., L, d]``
+    (broadcasting against ``features[..., K, d]`` without its ``K`` axis) gives
+    ``probs[..., L, K]`` and ``mean[..., L, d]`` — all ``L`` policies on the same prompts.
     """
-    logits = (features @ theta[..., None])[..., 0]
+    logits = _logits(theta, features)
     logits -= logits.max(axis=-1, keepdims=True)
     probs = np.exp(logits)
     probs /= probs.sum(axis=-1, keepdims=True)
-    return probs, (probs[..., None, :] @ features)[..., 0, :]
+    return probs, _expect(probs, features, theta.ndim == 1)
 
 
 def kl_gradient(theta, features, probs, mean_features):
-    """``∇_θ KL(π_θ ‖ uniform) = Cov_π(φ) θ = E_π[(θ·φ) φ] − E_π[θ·φ] E_π φ`` per prompt."""
-    weighted = probs * (features @ theta[..., None])[..., 0]
-    return ((weighted[..., None, :] @ features)[..., 0, :]
+    """``∇_θ KL(π_θ ‖ uniform) = Cov_π(φ) θ = E_π[(θ·φ) φ] − E_π[θ·φ] E_π φ`` per prompt
+    (shapes as in :func:`policy`)."""
+    weighted = probs * _logits(theta, features)
+    return (_expect(weighted, features, theta.ndim == 1)
             - weighted.sum(axis=-1)[..., None] * mean_features)
 
 
@@ -126,20 +144,34 @@ def top_k_of_n_mean(rewards, F, n, k):
     ``G(F) = Σ_{l=n−k+1}^{n} (l − (n − k)) C(n, l) F^l (1 − F)^{n−l}``, so
     ``E[sum of top k] = Σ_i r_(i) [G(F_i) − G(F_{i−1})]``. ``k = 1`` gives ``V_n``.
     """
-    def G(P):
-        # Σ_l (l − n + k) C(n, l) P^l Q^(n−l) with the powers built by multiplication.
-        Q = 1.0 - P
-        q_powers = [np.ones_like(P)]
-        for _ in range(k - 1):
-            q_powers.append(q_powers[-1] * Q)
-        p_power = P ** (n - k + 1)
-        out = np.zeros_like(P)
-        for j in range(k):  # l = n − k + 1 + j
-            l = n - k + 1 + j
-            out += (j + 1) * special.comb(n, l) * p_power * q_powers[k - 1 - j]
-            p_power = p_power * P
-        return out
+    coefs = np.array([(j + 1) * special.comb(n, n - k + 1 + j) for j in range(k)])
+    G = _top_k_cdf_weight(np.ascontiguousarray(F, dtype=np.float64).ravel(), n, k,
+                          coefs).reshape(F.shape)
+    previous = np.concatenate([np.zeros_like(G[..., :1]), G[..., :-1]], axis=-1)
+    return (rewards * (G - previous)).sum(axis=-1) / k
 
-    G_F = G(F)
-    G_previous = np.concatenate([np.zeros_like(G_F[..., :1]), G_F[..., :-1]], axis=-1)
-    return (rewards * (G_F - G_previous)).sum(axis=-1) / k
+
+@njit(cache=True)
+def _top_k_cdf_weight(F, n, k, coefs):
+    """``G(F)`` elementwise. The binomial terms are chained by the ratio ``p/q`` (from the
+    lowest power, when ``p <= ½``) or ``q/p`` (from ``p^n``, when ``p > ½``), so every
+    factor is at most ~1 and only one or two ``pow`` calls are made per entry."""
+    out = np.empty_like(F)
+    for i in range(F.size):
+        p = F[i]
+        q = 1.0 - p
+        total = 0.0
+        if p <= 0.5:  # j = 0, 1, …: term_j = coefs[j] p^(n−k+1+j) q^(k−1−j)
+            power = p ** (n - k + 1) * q ** (k - 1)
+            ratio = p / q
+            for j in range(k):
+                total += coefs[j] * power
+                power *= ratio
+        else:  # j = k−1, k−2, …, from p^n
+            power = p ** n
+            ratio = q / p
+            for j in range(k - 1, -1, -1):
+                total += coefs[j] * power
+                power *= ratio
+        out[i] = total
+    return out

@@ -33,7 +33,7 @@ class TrainConfig:
     batch_prompts: int = 16
     learning_rate: float = 0.05
     eval_every: int = 10
-    kl_coefs: tuple = (0.03, 0.1, 0.3, 1.0)
+    kl_coefs: tuple = (0.03, 0.1, 0.3, 1.0)  # swept; selected per (rule, m) on validation
     select_n: int = 32      # validation metric: exact mean of the top select_k of select_n
     select_k: int = 10
     adam_betas: tuple = (0.9, 0.999)
@@ -72,10 +72,9 @@ def rule_options(method, n_target, rng):
 
 def validation_score(theta, prompts: PromptSet, config: TrainConfig):
     """Exact mean over prompts of the top-k-of-n mean, for each row of ``theta[R, d]``."""
-    probs, _ = policy(theta[:, None, :], prompts.features[None])
-    F = cdf(probs)
-    return top_k_of_n_mean(prompts.rewards[None], F, config.select_n,
-                           config.select_k).mean(axis=1)
+    probs, _ = policy(theta, prompts.features)  # [P, R, K]
+    return top_k_of_n_mean(prompts.rewards[:, None], cdf(probs), config.select_n,
+                           config.select_k).mean(axis=0)
 
 
 def policy_gradient(theta, features, rewards, uniforms, method, options):
@@ -83,17 +82,17 @@ def policy_gradient(theta, features, rewards, uniforms, method, options):
 
     ``theta[S, L, d]`` (runs: seeds × KL values), ``features[S, B, K, d]`` and sorted
     ``rewards[S, B, K]`` of each seed's prompt batch, ``uniforms[S, B, m]``. Returns
-    ``(gradient[S, L, d], probs[S, L, B, K], mean_features[S, L, B, d])``.
+    ``(gradient[S, L, d], probs[S, B, L, K], mean_features[S, B, L, d])``.
     """
     S, L, _ = theta.shape
     B, m = uniforms.shape[1:]
-    probs, mean_phi = policy(theta[:, :, None, :], features[:, None])
-    picks = sample(cdf(probs), np.broadcast_to(uniforms[:, None], (S, L, B, m)))
-    sampled_rewards = np.take_along_axis(rewards[:, None], picks, axis=-1)
-    scores = (np.take_along_axis(features[:, None], picks[..., None], axis=-2)
+    probs, mean_phi = policy(theta[:, None], features)
+    picks = sample(cdf(probs), np.broadcast_to(uniforms[:, :, None], (S, B, L, m)))
+    sampled_rewards = np.take_along_axis(rewards[:, :, None], picks, axis=-1)
+    scores = (np.take_along_axis(features[:, :, None], picks[..., None], axis=-2)
               - mean_phi[..., None, :])
-    adv = tailext.advantages(sampled_rewards.reshape(S * L * B, m), method=method, **options)
-    grad = np.einsum("slbm,slbmd->sld", adv.reshape(S, L, B, m), scores) / (B * m)
+    adv = tailext.advantages(sampled_rewards.reshape(S * B * L, m), method=method, **options)
+    grad = np.einsum("sblm,sblmd->sld", adv.reshape(S, B, L, m), scores) / (B * m)
     return grad, probs, mean_phi
 
 
@@ -133,8 +132,8 @@ def train_cell(train: PromptSet, validation: PromptSet, method: str, m: int, see
         features, rewards = train.features[index], train.rewards[index]
         grad, probs, mean_phi = policy_gradient(theta, features, rewards, uniforms, method,
                                                 options)
-        kl_grad = kl_gradient(theta[:, :, None, :], features[:, None], probs, mean_phi)
-        theta = adam.step(theta, grad - kls[None, :, None] * kl_grad.mean(axis=2))
+        kl_grad = kl_gradient(theta[:, None], features, probs, mean_phi)  # [S, B, L, d]
+        theta = adam.step(theta, grad - kls[None, :, None] * kl_grad.mean(axis=1))
         if step % config.eval_every == 0 or step == config.steps:
             flat = theta.reshape(-1, d)
             score = validation_score(flat, validation, config)
