@@ -29,11 +29,11 @@ from .bandit import PromptSet, cdf, kl_gradient, policy, sample, top_k_of_n_mean
 class TrainConfig:
     """Training hyper-parameters (shared by every rule)."""
 
-    steps: int = 150
+    steps: int = 120
     batch_prompts: int = 16
     learning_rate: float = 0.05
     eval_every: int = 10
-    kl_coefs: tuple = (0.03, 0.1, 0.3, 1.0)  # swept; selected per (rule, m) on validation
+    kl_coefs: tuple = (0.1, 0.3, 1.0)  # swept; selected per (rule, m) on validation
     select_n: int = 32      # validation metric: exact mean of the top select_k of select_n
     select_k: int = 10
     adam_betas: tuple = (0.9, 0.999)

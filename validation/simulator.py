@@ -64,6 +64,7 @@ class SimulatorConfig:
     n_target: int = 128
     ablation_targets: tuple = (256, 512)
     ablation_rules: tuple = ("tea", "prefix_tea")
+    ablation_group_sizes: tuple = (32,)
     alignment_group_sizes: tuple = (8, 16, 32, 64, 128, 256)
     alignment_target: int = 128
     alignment_prompts: int = 32
@@ -85,7 +86,7 @@ def quick_config(seed=0) -> SimulatorConfig:
     return SimulatorConfig(
         seed=seed, scenarios=(MAIN_SCENARIOS[1],), sweep_scenarios=(),
         rules=("grpo", "tea", "prefix_tea"), group_sizes=(16,), seeds=(0,), n_train=128,
-        n_validation=16, n_test=64, ablation_targets=(256,), ablation_rules=("tea",),
+        n_validation=16, n_test=64, ablation_targets=(256,), ablation_rules=("tea",), ablation_group_sizes=(16,),
         alignment_group_sizes=(16, 64), alignment_prompts=16, alignment_repeats=4,
         mc_draws=2000, train=TrainConfig(steps=40, eval_every=10, kl_coefs=(0.1, 1.0)))
 

@@ -39,6 +39,16 @@ def _frontier_tables(record, config, lines):
                   f"Initial policy: QQ linearity of the upper 25% (R² over test prompts) "
                   f"median {env['qq_median']:.3f}, mean {env['qq_mean']:.3f}, 10th pct "
                   f"{env['qq_p10']:.3f}, share ≥ 0.9 {env['qq_share_linear']:.2f}.", ""]
+        cols = _columns(config)[1:]
+        lines += ["Tail-extrapolated prediction `μ̂_t + κ_N ŝ` (β=¼) of the initial policy's "
+                  "exact V_N from m sampled rewards per prompt: mean error (RMSE)", "",
+                  "| m | " + " | ".join(f"N={config.frontier[j]}" for j in cols) + " |",
+                  "|---|" + "---|" * len(cols)]
+        for m, pred in env["tail_prediction"].items():
+            idx = [list(pred["n"]).index(config.frontier[j]) for j in cols]
+            lines.append(f"| {m} | " + " | ".join(
+                f"{pred['mean_error'][i]:+.3f} ({pred['rmse'][i]:.3f})" for i in idx) + " |")
+        lines.append("")
         for m in config.group_sizes:
             cells = [c for c in record["cells"] if c["scenario"] == scenario.name
                      and c["m"] == m and c["n_target"] == config.n_target]
@@ -85,6 +95,7 @@ def _ablation_table(record, config, lines):
     targets = (config.n_target,) + tuple(config.ablation_targets)
     for c in record["cells"]:
         if c["rule"] in config.ablation_rules and c["n_target"] in targets \
+                and c["m"] in config.ablation_group_sizes \
                 and c["scenario"] in [s.name for s in config.scenarios] and "error" not in c:
             lines.append(f"| {c['scenario']} | {c['m']} | {c['rule']} | {c['n_target']} | "
                          f"{c['selected_kl']} | "

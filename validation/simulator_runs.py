@@ -24,7 +24,7 @@ def plan_cells(config, available) -> list[dict]:
                        n_target=config.n_target)
                   for rule in config.sweep_rules if rule in available]
     for scenario in config.scenarios:
-        for m in config.group_sizes:
+        for m in config.ablation_group_sizes:
             cells += [dict(scenario=scenario.name, rule=rule, m=m, n_target=target)
                       for rule in config.ablation_rules if rule in available
                       for target in config.ablation_targets]
@@ -78,13 +78,27 @@ def run_cell(cell, world, config):
 
 
 def environment_summary(scenario, test, config) -> dict:
-    """Initial-policy facts of a scenario: exact frontier and QQ linearity of the tail."""
+    """Initial-policy facts of a scenario: exact frontier, QQ linearity of the tail, and the
+    error of the tail-extrapolated prediction ``μ̂_t + κ_N ŝ`` (β = ¼) from ``m`` sampled
+    rewards per prompt against the exact ``V_N``."""
     uniform = np.full(test.rewards.shape, 1.0 / test.rewards.shape[1])
-    frontier = best_of_n_from_cdf(test.rewards, cdf(uniform), config.frontier).mean(axis=0)
+    F = cdf(uniform)
+    per_prompt = best_of_n_from_cdf(test.rewards, F, config.frontier)
     qq = qq_linearity(test.rewards, tail_fraction=0.25)
-    return dict(scenario=scenario.as_dict(), initial_frontier=frontier,
+    rng = np.random.default_rng([config.seed, 5])
+    targets = [n for n in config.frontier if n >= 2]
+    prediction = {}
+    for m in config.group_sizes:
+        sampled = np.take_along_axis(test.rewards, sample(F, rng.random((len(test), m))), 1)
+        tail = tailext.tail_vector(sampled, tail_fraction=0.25)
+        predicted = tail.mean[:, None] + np.array(
+            [tailext.kappa(0.25, n) for n in targets]) * tail.scale[:, None]
+        error = predicted - per_prompt[:, [config.frontier.index(n) for n in targets]]
+        prediction[str(m)] = dict(n=targets, mean_error=error.mean(axis=0),
+                                  rmse=np.sqrt((error ** 2).mean(axis=0)))
+    return dict(scenario=scenario.as_dict(), initial_frontier=per_prompt.mean(axis=0),
                 qq_median=qq.median, qq_mean=qq.mean, qq_p10=qq.p10,
-                qq_share_linear=qq.share_linear)
+                qq_share_linear=qq.share_linear, tail_prediction=prediction)
 
 
 def alignment_table(world, config, available) -> dict:
