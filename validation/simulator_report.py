@@ -67,7 +67,8 @@ def _frontier_tables(record, config, lines):
             lines.append("")
 
 
-def _comparison_table(record, config, lines, scenarios, n_target, title):
+def _comparison_table(record, config, lines, scenarios, n_target, title,
+                      protocol="top10of32"):
     cols = _columns(config)
     lines += [title, "",
               "| scenario | m | rule | " + " | ".join(
@@ -75,7 +76,8 @@ def _comparison_table(record, config, lines, scenarios, n_target, title):
               + f" | seed SE (n={config.frontier[cols[-1]]}) | W/T/L (n={config.frontier[cols[-1]]}) |",
               "|---|---|---|" + "---|" * len(cols) + "---|---|"]
     for comp in record["comparisons"]:
-        if comp["scenario"] in scenarios and comp["n_target"] == n_target:
+        if comp["scenario"] in scenarios and comp["n_target"] == n_target \
+                and comp["protocol"] == protocol:
             j = cols[-1]
             lines.append(f"| {comp['scenario']} | {comp['m']} | {comp['rule']} | "
                          + " | ".join(_ci(comp, c) for c in cols)
@@ -181,6 +183,11 @@ def write_report(record, config, out: Path) -> None:
         lines += ["| scenario | γ | ρ | σ_ε |", "|---|---|---|---|"] + [
             f"| {s.name} | {s.gamma} | {s.rho} | {s.noise_sd} |"
             for s in config.sweep_scenarios] + [""]
+    _comparison_table(record, config, lines,
+                      main + [s.name for s in config.sweep_scenarios], config.n_target,
+                      "## Difference to GRPO with the KL tuned for each budget n (each rule's "
+                      "KL chosen by its exact validation V_n; same bootstrap)",
+                      protocol="kl_per_n")
     _ablation_table(record, config, lines)
     for target in config.ablation_targets:
         _comparison_table(record, config, lines, main, target,
@@ -204,7 +211,8 @@ def _plot(record, config, out: Path) -> None:
         for ax, m in zip(axes[0], config.group_sizes):
             for comp in record["comparisons"]:
                 if comp["scenario"] == scenario.name and comp["m"] == m \
-                        and comp["n_target"] == config.n_target:
+                        and comp["n_target"] == config.n_target \
+                        and comp["protocol"] == "top10of32":
                     diff = np.asarray(comp["difference"])
                     err = [diff - np.asarray(comp["ci_low"]), np.asarray(comp["ci_high"]) - diff]
                     style = "-" if comp["rule"] in ("tea", "prefix_tea") else ":"

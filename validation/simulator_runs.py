@@ -43,8 +43,12 @@ def held_out_frontier(theta, test, ns):
 def run_cell(cell, world, config):
     """Train one cell, pick checkpoints/KL on validation, evaluate the test frontier.
 
-    Returns ``(summary, values)`` where ``values[S, P, C]`` is the per-prompt exact frontier
-    of each seed at the selected KL (``None`` if the rule cannot run at this ``m``).
+    Returns ``(summary, values)``: ``values[protocol]`` is ``[S, P, C]``, the per-prompt
+    exact test frontier of each seed under two KL-selection protocols — ``"top10of32"`` (one
+    KL per (rule, m), chosen by the mean validation top-10-of-32 metric, as in the paper) and
+    ``"kl_per_n"`` (for each budget ``n`` the KL whose selected checkpoints have the best exact
+    validation ``V_n``: every rule tuned for the deployment budget). ``values`` is ``None`` if
+    the rule cannot run at this ``m``.
     """
     _, train, validation, test = world
     summary = dict(cell)
@@ -55,26 +59,32 @@ def run_cell(cell, world, config):
     except ValueError as error:  # e.g. Prefix-TEA's prefixes do not fit a small group
         summary["error"] = str(error)
         return summary, None
-    S, L = len(config.seeds), len(config.train.kl_coefs)
+    S, L, C = len(config.seeds), len(config.train.kl_coefs), len(config.frontier)
     evaluated = [held_out_frontier(theta, test, config.frontier) for theta in
                  result.selected_theta]
-    values = np.stack([v for v, _, _ in evaluated]).reshape(S, L, len(test), -1)
+    values = np.stack([v for v, _, _ in evaluated]).reshape(S, L, len(test), C)
+    val_frontier = np.stack([held_out_frontier(theta, validation, config.frontier)[0]
+                             .mean(axis=0) for theta in result.selected_theta]).reshape(S, L, C)
     selected = int(np.argmax(result.best_validation.reshape(S, L).mean(axis=0)))
     chosen = values[:, selected]
+    per_n = np.argmax(val_frontier.mean(axis=0), axis=0)  # [C]: best KL index per budget
+    chosen_per_n = values[:, per_n, :, np.arange(C)].transpose(1, 2, 0)  # [S, P, C]
     theta = result.selected_theta.reshape(S, L, -1)
     summary.update(
         kl_coefs=list(config.train.kl_coefs), selected_kl=config.train.kl_coefs[selected],
         best_validation=result.best_validation.reshape(S, L),
         selected_step=result.selected_step.reshape(S, L),
-        frontier_by_kl=values.mean(axis=2),
+        frontier_by_kl=values.mean(axis=2), validation_frontier_by_kl=val_frontier,
         frontier=chosen.mean(axis=(0, 1)),
         frontier_seed_se=(chosen.mean(axis=1).std(axis=0, ddof=1) / np.sqrt(S)
-                          if S > 1 else np.zeros(chosen.shape[-1])),
+                          if S > 1 else np.zeros(C)),
+        kl_per_n=[config.train.kl_coefs[i] for i in per_n],
+        frontier_kl_per_n=chosen_per_n.mean(axis=(0, 1)),
         kl_to_initial=np.array([kl for _, kl, _ in evaluated]).reshape(S, L),
         effective_candidates=np.array([e for _, _, e in evaluated]).reshape(S, L),
         theta_mean_feature=theta[..., 0], theta_risky_feature=theta[..., 1],
         theta_norm=np.linalg.norm(theta, axis=-1))
-    return summary, chosen
+    return summary, {"top10of32": chosen, "kl_per_n": chosen_per_n}
 
 
 def environment_summary(scenario, test, config) -> dict:
