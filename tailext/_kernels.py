@@ -82,10 +82,13 @@ def fit_row(x, n, k, floor_abs, floor_rel, buf):
     select_top(buf, n, k)
     start = n - k
     h = buf[start]
+    # Sums run over deviations from a data value (h, then x[0]): with rewards far from zero
+    # (offset ≫ spread) this keeps the rounding error relative to the spread, not to the
+    # offset. The reference implementation shifts the same way.
     total = 0.0
     for i in range(start, n):
-        total += buf[i]
-    mu = total / k
+        total += buf[i] - h
+    mu = h + total / k
     sq = 0.0
     for i in range(start, n):
         dev = buf[i] - mu
@@ -93,10 +96,11 @@ def fit_row(x, n, k, floor_abs, floor_rel, buf):
     s = np.sqrt(sq / k)
     floor = floor_abs
     if floor_rel > 0.0:
+        origin = x[0]
         total = 0.0
         for i in range(n):
-            total += x[i]
-        mean = total / n
+            total += x[i] - origin
+        mean = origin + total / n
         sq = 0.0
         for i in range(n):
             dev = x[i] - mean
