@@ -198,3 +198,12 @@ def test_inputs_are_not_modified():
 def test_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_docstring_examples_of_evaluation_and_oracle_run():
+    import doctest
+
+    from tailext import evaluation, oracle
+    for module in (evaluation, oracle):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0
