@@ -123,7 +123,7 @@ def policy_update(advantages, scores, *, weights=None):
     [0.5, -0.5]
     """
     A, was_1d = as_reward_batch(advantages, "advantages")
-    S = as_score_batch(scores, A.shape, was_1d)
+    S = as_score_batch(scores, np.shape(advantages), was_1d)
     if weights is None:
         w = np.full(A.shape, 1.0 / A.shape[1])
     else:
