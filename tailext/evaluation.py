@@ -16,6 +16,7 @@ from scipy import special
 from ._validation import as_reward_batch, check_tail_size
 from .constants import _check_positive_int, _check_tail_fraction, kappa
 from .estimators import tail_vector
+from .prefix import tail_count
 
 __all__ = [
     "BestOfN", "best_of_n", "unbiased_weights", "exact_best_of_n", "best_of_n_from_cdf",
@@ -130,23 +131,29 @@ def best_of_n(rewards, n, *, method="unbiased") -> BestOfN:
     >>> best_of_n(np.array([[0.0, 1.0, 2.0, 3.0]]), [1, 2, 4]).mean.round(6).tolist()
     [1.5, 2.333333, 3.0]
     """
-    batch, _ = as_reward_batch(rewards)
+    batch, budgets, method = _best_of_n_iv(rewards, n, method)
     M = batch.shape[1]
-    budgets = _budgets_iv(n, M, "the number of samples M")
     if method == "unbiased":
         ordered = np.sort(batch, axis=1)
         weights = np.stack([unbiased_weights(M, b) for b in budgets], axis=1)  # [M, C]
         per_prompt = ordered @ weights
-    elif method == "grouped":
-        bad = [int(b) for b in budgets if M % b]
-        if bad:
-            raise ValueError(f"grouped best-of-n needs n to divide M={M}; got n={bad}. Use "
-                             f"method='unbiased' for any n <= M.")
+    else:
         per_prompt = np.stack([batch.reshape(batch.shape[0], M // b, b).max(axis=2)
                                .mean(axis=1) for b in budgets], axis=1)
-    else:
-        raise ValueError(f"`method` must be 'unbiased' or 'grouped', got {method!r}.")
     return _summarize(budgets, per_prompt)
+
+
+def _best_of_n_iv(rewards, n, method):
+    batch, _ = as_reward_batch(rewards)
+    M = batch.shape[1]
+    budgets = _budgets_iv(n, M, "the number of samples M")
+    if method not in ("unbiased", "grouped"):
+        raise ValueError(f"`method` must be 'unbiased' or 'grouped', got {method!r}.")
+    bad = [int(b) for b in budgets if M % b]
+    if method == "grouped" and bad:
+        raise ValueError(f"grouped best-of-n needs n to divide M={M}; got n={bad}. Use "
+                         f"method='unbiased' for any n <= M.")
+    return batch, budgets, method
 
 
 def _summarize(budgets, per_prompt) -> BestOfN:
@@ -206,10 +213,14 @@ def exact_best_of_n(values, weights, n) -> BestOfN:
     >>> exact_best_of_n([0.0, 1.0], [0.5, 0.5], [1, 2]).mean.tolist()
     [0.5, 0.75]
     """
-    batch, probs, _ = _distribution_iv(values, weights)
-    budgets = _budgets_iv(n, np.iinfo(np.int64).max, "int64 max")
+    batch, probs, budgets = _exact_best_of_n_iv(values, weights, n)
     ordered, cdf, _ = sorted_cdf(batch, probs)
     return _summarize(budgets, best_of_n_from_cdf(ordered, cdf, budgets))
+
+
+def _exact_best_of_n_iv(values, weights, n):
+    batch, probs, _ = _distribution_iv(values, weights)
+    return batch, probs, _budgets_iv(n, np.iinfo(np.int64).max, "int64 max")
 
 
 def best_of_n_from_cdf(ordered, cdf, budgets):
@@ -283,6 +294,17 @@ def tail_prediction(rewards, n, *, fit_size, tail_fraction=0.25,
     >>> bool(abs(out.mean_error[0]) < 0.1)
     True
     """
+    batch, budgets, m, beta = _tail_prediction_iv(rewards, n, fit_size, tail_fraction)
+    tail = tail_vector(batch[:, :m], tail_fraction=beta, scale_floor=scale_floor)
+    kappas = np.array([kappa(beta, int(b)) for b in budgets])
+    predicted = tail.mean[:, None] + kappas[None, :] * tail.scale[:, None]
+    held_out = best_of_n(batch[:, m:], budgets).per_prompt
+    error = predicted - held_out
+    return TailPrediction(budgets, predicted, held_out, error, error.mean(axis=0),
+                          np.abs(error).mean(axis=0), np.sqrt((error ** 2).mean(axis=0)))
+
+
+def _tail_prediction_iv(rewards, n, fit_size, tail_fraction):
     batch, _ = as_reward_batch(rewards)
     M = batch.shape[1]
     m = _check_positive_int(fit_size, "fit_size", 2)
@@ -293,13 +315,7 @@ def tail_prediction(rewards, n, *, fit_size, tail_fraction=0.25,
     budgets = _budgets_iv(n, M - m, "the number of held-out samples M - fit_size")
     if budgets.min() < 2:
         raise ValueError("tail prediction needs every target n >= 2.")
-    tail = tail_vector(batch[:, :m], tail_fraction=beta, scale_floor=scale_floor)
-    kappas = np.array([kappa(beta, int(b)) for b in budgets])
-    predicted = tail.mean[:, None] + kappas[None, :] * tail.scale[:, None]
-    held_out = best_of_n(batch[:, m:], budgets).per_prompt
-    error = predicted - held_out
-    return TailPrediction(budgets, predicted, held_out, error, error.mean(axis=0),
-                          np.abs(error).mean(axis=0), np.sqrt((error ** 2).mean(axis=0)))
+    return batch, budgets, m, beta
 
 
 # ------------------------------------------------------------------- paired comparisons
@@ -390,12 +406,7 @@ def paired_bootstrap(a, b, *, n_resamples=1000, confidence=0.95, seed=0) -> Pair
     >>> bool(out.ci_low < 0.5 < out.ci_high)
     True
     """
-    a, b = _paired_iv(a, b)
-    R = _check_positive_int(n_resamples, "n_resamples", 2)
-    if isinstance(confidence, (bool, np.bool_)) or not isinstance(confidence, numbers.Real) \
-            or not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"`confidence` must be a number in (0, 1), got {confidence!r}.")
-    rng = _seed_iv(seed)
+    a, b, R, rng = _paired_bootstrap_iv(a, b, n_resamples, confidence, seed)
     diff = (a - b).reshape(a.shape[0], -1)
     P = diff.shape[0]
     counts = rng.multinomial(P, np.full(P, 1.0 / P), size=R)  # [R, P]
@@ -407,6 +418,15 @@ def paired_bootstrap(a, b, *, n_resamples=1000, confidence=0.95, seed=0) -> Pair
         out = tuple(float(x[0]) for x in out)
     return PairedBootstrap(*out, float(confidence), R, seed if not isinstance(
         seed, np.random.Generator) else "Generator")
+
+
+def _paired_bootstrap_iv(a, b, n_resamples, confidence, seed):
+    a, b = _paired_iv(a, b)
+    R = _check_positive_int(n_resamples, "n_resamples", 2)
+    if isinstance(confidence, (bool, np.bool_)) or not isinstance(confidence, numbers.Real) \
+            or not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"`confidence` must be a number in (0, 1), got {confidence!r}.")
+    return a, b, R, _seed_iv(seed)
 
 
 class WinTieLoss(NamedTuple):
@@ -442,15 +462,20 @@ def win_tie_loss(a, b, *, tol=0.0) -> WinTieLoss:
     >>> tuple(win_tie_loss([1.0, 2.0, 3.0], [1.05, 2.0, 2.0], tol=0.1))[:3]
     (1, 2, 0)
     """
-    a, b = _paired_iv(a, b)
-    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real) \
-            or not np.isfinite(tol) or tol < 0:
-        raise ValueError(f"`tol` must be a finite number >= 0, got {tol!r}.")
+    a, b = _win_tie_loss_iv(a, b, tol)
     diff = a - b
     counts = [(diff > tol).sum(axis=0), (np.abs(diff) <= tol).sum(axis=0),
               (diff < -tol).sum(axis=0)]
     counts = [int(c) for c in counts] if a.ndim == 1 else counts
     return WinTieLoss(*counts, a.shape[0], float(tol))
+
+
+def _win_tie_loss_iv(a, b, tol):
+    a, b = _paired_iv(a, b)
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real) \
+            or not np.isfinite(tol) or tol < 0:
+        raise ValueError(f"`tol` must be a finite number >= 0, got {tol!r}.")
+    return a, b
 
 
 # --------------------------------------------------------------------------- QQ linearity
@@ -511,15 +536,8 @@ def qq_linearity(rewards, *, tail_fraction=0.25, threshold=0.9) -> QQLinearity:
     >>> bool(out.median > 0.95)
     True
     """
-    batch, _ = as_reward_batch(rewards)
+    batch, k = _qq_linearity_iv(rewards, tail_fraction, threshold)
     M = batch.shape[1]
-    beta = _check_tail_fraction(tail_fraction)
-    k = int(np.ceil(beta * M - 1e-12))
-    if k < 3:
-        raise ValueError(f"QQ linearity needs at least 3 tail points: ceil(tail_fraction*M) = "
-                         f"{k} for M={M}, tail_fraction={beta}.")
-    if not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"`threshold` must be in [0, 1], got {threshold!r}.")
     top = np.sort(batch, axis=1)[:, M - k:]
     q = special.ndtri((np.arange(M - k, M) + 0.5) / M)
     qc = q - q.mean()
@@ -534,3 +552,16 @@ def qq_linearity(rewards, *, tail_fraction=0.25, threshold=0.9) -> QQLinearity:
     return QQLinearity(r2, degenerate, float(np.median(valid)), float(valid.mean()),
                        float(np.quantile(valid, 0.1)), float((valid >= threshold).mean()),
                        float(threshold))
+
+
+def _qq_linearity_iv(rewards, tail_fraction, threshold):
+    batch, _ = as_reward_batch(rewards)
+    M = batch.shape[1]
+    beta = _check_tail_fraction(tail_fraction)
+    k = tail_count(M, beta)
+    if k < 3:
+        raise ValueError(f"QQ linearity needs at least 3 tail points: ceil(tail_fraction*M) = "
+                         f"{k} for M={M}, tail_fraction={beta}.")
+    if not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"`threshold` must be in [0, 1], got {threshold!r}.")
+    return batch, k

@@ -77,10 +77,7 @@ def oracle_advantages(pool, *, n_target=128, weights=None) -> OracleAdvantage:
     >>> out.value, out.advantages.tolist()
     (0.75, [-0.5, 0.5])
     """
-    batch, was_1d = as_reward_batch(pool, "pool")
-    N = _check_positive_int(n_target, "n_target", 1)
-    probs = np.full(batch.shape, 1.0 / batch.shape[1]) if weights is None else weights
-    batch, probs, _ = _distribution_iv(batch, probs)
+    batch, probs, N, was_1d = _oracle_advantages_iv(pool, n_target, weights)
     x, cdf, order = sorted_cdf(batch, probs)
     B, M = x.shape
     previous = np.concatenate([np.zeros((B, 1)), cdf[:, :-1]], axis=1)
@@ -100,6 +97,14 @@ def oracle_advantages(pool, *, n_target=128, weights=None) -> OracleAdvantage:
     if was_1d:
         return OracleAdvantage(float(value[0]), gain[0], adv[0])
     return OracleAdvantage(value, gain, adv)
+
+
+def _oracle_advantages_iv(pool, n_target, weights):
+    batch, was_1d = as_reward_batch(pool, "pool")
+    N = _check_positive_int(n_target, "n_target", 1)
+    probs = np.full(batch.shape, 1.0 / batch.shape[1]) if weights is None else weights
+    batch, probs, _ = _distribution_iv(batch, probs)
+    return batch, probs, N, was_1d
 
 
 def policy_update(advantages, scores, *, weights=None):
@@ -122,13 +127,16 @@ def policy_update(advantages, scores, *, weights=None):
     >>> policy_update([1.0, -1.0], [[1.0, 0.0], [0.0, 1.0]]).tolist()
     [0.5, -0.5]
     """
+    A, S, w = _policy_update_iv(advantages, scores, weights)
+    return np.einsum("bm,bmd->d", w * A, S) / A.shape[0]
+
+
+def _policy_update_iv(advantages, scores, weights):
     A, was_1d = as_reward_batch(advantages, "advantages")
     S = as_score_batch(scores, np.shape(advantages), was_1d)
     if weights is None:
-        w = np.full(A.shape, 1.0 / A.shape[1])
-    else:
-        _, w, _ = _distribution_iv(A, weights)
-    return np.einsum("bm,bmd->d", w * A, S) / A.shape[0]
+        return A, S, np.full(A.shape, 1.0 / A.shape[1])
+    return A, S, _distribution_iv(A, weights)[1]
 
 
 def cosine(u, v) -> float:
@@ -192,11 +200,7 @@ def oracle_alignment(advantages, scores, pool, pool_scores, *, n_target=128,
     >>> round(oracle_alignment(A, S, r, S, n_target=8).cosine, 12)
     1.0
     """
-    A, was_1d = as_reward_batch(advantages, "advantages")
-    pool_batch, pool_1d = as_reward_batch(pool, "pool")
-    if was_1d != pool_1d or A.shape[0] != pool_batch.shape[0]:
-        raise ValueError(f"`advantages` and `pool` must cover the same prompts, got shapes "
-                         f"{np.shape(advantages)} and {np.shape(pool)}.")
+    pool_batch, pool_1d = _oracle_alignment_iv(advantages, pool)
     rule = policy_update(advantages, scores)
     oracle = oracle_advantages(pool_batch, n_target=n_target, weights=pool_weights)
     target = policy_update(oracle.advantages, pool_scores if not pool_1d else
@@ -205,3 +209,12 @@ def oracle_alignment(advantages, scores, pool, pool_scores, *, n_target=128,
         raise ValueError(f"`scores` and `pool_scores` must have the same dimension d, got "
                          f"{rule.size} and {target.size}.")
     return Alignment(cosine(rule, target), rule, target)
+
+
+def _oracle_alignment_iv(advantages, pool):
+    A, was_1d = as_reward_batch(advantages, "advantages")
+    pool_batch, pool_1d = as_reward_batch(pool, "pool")
+    if was_1d != pool_1d or A.shape[0] != pool_batch.shape[0]:
+        raise ValueError(f"`advantages` and `pool` must cover the same prompts, got shapes "
+                         f"{np.shape(advantages)} and {np.shape(pool)}.")
+    return pool_batch, pool_1d
