@@ -14,7 +14,10 @@ import sys
 from ._version import __version__
 
 #: check name → (module, one-line help)
-VALIDATIONS: dict[str, tuple[str, str]] = {}
+VALIDATIONS: dict[str, tuple[str, str]] = {
+    "posttrain": ("validation.posttrain",
+                  "toy torch post-training run: GRPO vs TEA best-of-n frontier"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,327 @@
+"""``tailext validate posttrain``: a real (toy) torch post-training run, GRPO vs TEA.
+
+Pipeline, all from one ``--seed``, no downloads:
+
+1. disjoint train / validation / held-out prompts; a random teacher writes a fixed
+   "pretraining" corpus; a GRU policy is fitted to it (the base model, diverse but not
+   uniform); a frozen random reward model is calibrated on the corpus;
+2. for each rule (GRPO, GRPO-Z, CAT-BoN — the strongest test-time-aware baseline in the
+   paper's Table 2 —, TEA, Prefix-TEA) a copy of the base model is post-trained with
+   ``m = 16`` rollouts per prompt (:mod:`validation.posttrain_train`), selecting the
+   checkpoint on validation prompts;
+3. every selected policy (and the base model) draws ``M = 256`` responses per held-out
+   prompt; the report gives grouped and unbiased best-of-n for ``n ≤ 256``, the paired
+   prompt bootstrap CI of each rule minus GRPO, win/tie/loss, mean response length, the KL
+   to the base model and mean reward.
+
+Outputs in ``--out``: ``posttrain.json`` (config, tailext version, seed, all numbers),
+``posttrain.md`` (tables), ``posttrain_frontier.png``; ``checkpoints/`` and ``eval/`` hold
+the resumable state: rerunning the same command continues an interrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: rule name → (label, options); CAT-BoN stands in for the test-time-aware baselines
+RULES = {
+    "grpo": ("GRPO", {}),
+    "grpo_z": ("GRPO-Z", {}),
+    "cat_bon": ("CAT-BoN", {}),
+    "tea": ("TEA", {"tail_fraction": 0.25, "n_target": 128}),
+    "prefix_tea": ("Prefix-TEA", {"tail_fraction": 0.25, "n_target": 128, "order": 2,
+                                  "n_prefixes": 3}),
+}
+REFERENCE_RULE = "grpo"
+
+
+@dataclass(frozen=True)
+class PosttrainConfig:
+    """Everything that determines the run (recorded in the result file)."""
+
+    seed: int = 0
+    prompt_len: int = 4
+    max_len: int = 12
+    n_train_prompts: int = 512
+    n_val_prompts: int = 32
+    n_test_prompts: int = 64
+    corpus_size: int = 20000
+    pretrain_steps: int = 600
+    pretrain_batch: int = 256
+    pretrain_lr: float = 3e-3
+    rules: tuple = tuple(RULES)
+    steps: int = 150
+    prompts_per_step: int = 16
+    group_size: int = 16
+    lr: float = 1e-3
+    kl_coef: float = 0.05
+    validate_every: int = 25
+    eval_samples: int = 256
+    bootstrap: int = 1000
+    tie_tolerance: float = 1e-3
+
+
+QUICK = dict(n_train_prompts=128, n_val_prompts=8, n_test_prompts=16, corpus_size=4000,
+             pretrain_steps=120, steps=20, prompts_per_step=8, validate_every=10)
+
+
+def configure_parser(parser):
+    parser.add_argument("--out", required=True, help="output directory (created; reused to resume)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny configuration for CI (about a minute on 2 CPU cores)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES),
+                        help=f"rules to train (must include {REFERENCE_RULE!r})")
+    parser.add_argument("--steps", type=int, help="override the number of training steps")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is fastest on a shared 2-core machine)")
+
+
+def config_from_args(args) -> PosttrainConfig:
+    overrides = dict(QUICK) if args.quick else {}
+    overrides.update(seed=args.seed, rules=tuple(args.rules))
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if REFERENCE_RULE not in overrides["rules"]:
+        raise SystemExit(f"--rules must include the reference rule {REFERENCE_RULE!r}.")
+    return PosttrainConfig(**overrides)
+
+
+def child_seed(seed: int, tag: str) -> int:
+    """A 63-bit seed for one component, derived from the run seed and a component name."""
+    words = [seed] + list(tag.encode())
+    return int(np.random.SeedSequence(words).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+# ---------------------------------------------------------------------------------------
+# TEMPORARY until branch `evalsim` lands tailext.evaluation (then these are imported).
+def _unbiased_best_of_n(rewards, n):
+    from scipy.special import gammaln
+    x = np.sort(rewards, axis=-1)
+    M = x.shape[-1]
+    i = np.arange(1, M + 1)
+    with np.errstate(invalid="ignore"):
+        logw = gammaln(i) - gammaln(n) - gammaln(i - n + 1) - (
+            gammaln(M + 1) - gammaln(n + 1) - gammaln(M - n + 1))
+    w = np.where(i >= n, np.exp(np.where(i >= n, logw, 0.0)), 0.0)
+    return x @ w
+
+
+def _grouped_best_of_n(rewards, n):
+    P, M = rewards.shape
+    return rewards[:, : (M // n) * n].reshape(P, M // n, n).max(-1).mean(-1)
+
+
+def _paired_bootstrap(a, b, resamples, seed):
+    d = np.asarray(a) - np.asarray(b)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, d.size, (resamples, d.size))
+    means = d[idx].mean(1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+# ---------------------------------------------------------------------------------------
+
+
+def best_of_n_sizes(samples: int) -> list[int]:
+    """Powers of two up to ``samples`` (they divide ``M = 256`` for the grouped estimate)."""
+    return [2 ** j for j in range(int(np.log2(samples)) + 1)]
+
+
+def evaluate_policy(policy, reference, reward_model, prompts, *, samples: int, max_len: int,
+                    seed: int, progress=None) -> dict:
+    """``samples`` responses per prompt: rewards, lengths and KL to ``reference``, ``[P, M]``.
+
+    The sampler is seeded identically for every policy (common random numbers), so the
+    paired comparisons across rules carry less sampling noise.
+    """
+    import torch
+
+    from .posttrain_model import sample, sequence_kl
+
+    generator = torch.Generator(device=prompts.device).manual_seed(seed)
+    out = {"rewards": [], "lengths": [], "kl": []}
+    for p in prompts.split(max(1, 4096 // samples)):
+        repeated = p.repeat_interleave(samples, dim=0)
+        rollouts = sample(policy, repeated, max_len=max_len, generator=generator)
+        shape = (p.shape[0], samples)
+        out["rewards"].append(reward_model(repeated, rollouts.responses).view(shape))
+        out["lengths"].append(rollouts.lengths.view(shape))
+        out["kl"].append(sequence_kl(policy, reference, repeated, rollouts.responses).view(shape))
+        if progress is not None:
+            progress.update(p.shape[0])
+    return {k: torch.cat(v).double().cpu().numpy() for k, v in out.items()}
+
+
+def summarize(evaluations: dict, config: PosttrainConfig) -> dict:
+    """Best-of-n frontier, paired bootstrap vs GRPO and win/tie/loss for every policy."""
+    ns = best_of_n_sizes(config.eval_samples)
+    reference = evaluations[REFERENCE_RULE]["rewards"]
+    summary = {}
+    for name, ev in evaluations.items():
+        rewards = ev["rewards"]
+        per_prompt = {n: _unbiased_best_of_n(rewards, n) for n in ns}
+        entry = {
+            "mean_reward": float(rewards.mean()),
+            "mean_length": float(ev["lengths"].mean()),
+            "kl_to_base": float(ev["kl"].mean()),
+            "unbiased_best_of_n": {str(n): float(v.mean()) for n, v in per_prompt.items()},
+            "grouped_best_of_n": {str(n): float(_grouped_best_of_n(rewards, n).mean())
+                                  for n in ns},
+        }
+        if name != REFERENCE_RULE:
+            vs = {}
+            for n in ns:
+                ref = _unbiased_best_of_n(reference, n)
+                diff, low, high = _paired_bootstrap(per_prompt[n], ref, config.bootstrap,
+                                                    child_seed(config.seed, f"bootstrap{n}"))
+                delta = per_prompt[n] - ref
+                tol = config.tie_tolerance
+                vs[str(n)] = {"diff": diff, "ci_low": low, "ci_high": high,
+                         "win": int((delta > tol).sum()), "tie": int((abs(delta) <= tol).sum()),
+                         "loss": int((delta < -tol).sum())}
+            entry["vs_grpo"] = vs
+        summary[name] = entry
+    return summary
+
+
+def build_task(config: PosttrainConfig, device, out: str, progress_factory):
+    """Prompts, frozen reward model and the pretrained base policy (cached in ``out``)."""
+    import torch
+
+    from .posttrain_corpus import make_prompts, make_teacher, pretrain, teacher_corpus
+    from .posttrain_model import build_policy, build_reward_model, response_lengths
+
+    seed = config.seed
+    splits = make_prompts(config.n_train_prompts, config.n_val_prompts, config.n_test_prompts,
+                          prompt_len=config.prompt_len, seed=child_seed(seed, "prompts"))
+    teacher = make_teacher(child_seed(seed, "teacher"))
+    pick = torch.Generator().manual_seed(child_seed(seed, "corpus prompts"))
+    corpus_prompts = splits.train[torch.randint(0, config.n_train_prompts,
+                                                (config.corpus_size,), generator=pick)]
+    corpus = teacher_corpus(teacher, corpus_prompts, max_len=config.max_len,
+                            seed=child_seed(seed, "corpus"))
+    reward_model = build_reward_model(child_seed(seed, "reward model"), device)
+    reward_model.calibrate(corpus_prompts.to(device), corpus.to(device))
+
+    base = build_policy(child_seed(seed, "policy init"), device)
+    path = os.path.join(out, "checkpoints", "base.pt")
+    if os.path.exists(path):
+        state = torch.load(path, map_location=device, weights_only=False)
+        base.load_state_dict(state["policy"])
+        losses = state["losses"]
+    else:
+        with progress_factory(total=config.pretrain_steps, desc="pretrain") as bar:
+            losses = pretrain(base, corpus_prompts, corpus, steps=config.pretrain_steps,
+                              batch_size=config.pretrain_batch, lr=config.pretrain_lr,
+                              seed=child_seed(seed, "pretrain"), progress=bar)
+        torch.save({"policy": base.state_dict(), "losses": losses}, path)
+    base.eval().requires_grad_(False)
+    info = {"corpus_mean_length": float(response_lengths(corpus).double().mean()),
+            "pretrain_loss_first": losses[0], "pretrain_loss_last": float(np.mean(losses[-20:]))}
+    to = {k: v.to(device) for k, v in splits._asdict().items()}
+    return to, reward_model, base, info
+
+
+def _check_run_directory(out: str, config: PosttrainConfig):
+    """Create ``out``; refuse to mix results of different configurations in it."""
+    os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+    os.makedirs(os.path.join(out, "eval"), exist_ok=True)
+    manifest = os.path.join(out, "config.json")
+    wanted = json.loads(json.dumps(dataclasses.asdict(config)))
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            found = json.load(f)
+        if found != wanted:
+            raise SystemExit(f"{out} holds a run with a different configuration ({found}); "
+                             f"use another --out.")
+    else:
+        with open(manifest, "w") as f:
+            json.dump(wanted, f, indent=1)
+
+
+def _cached_evaluation(path, compute):
+    if os.path.exists(path):
+        with np.load(path) as data:
+            return dict(data)
+    result = compute()
+    np.savez(path, **result)
+    return result
+
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    import tailext
+
+    from .posttrain_train import TrainConfig, train
+
+    config = config_from_args(args)
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    out = args.out
+    _check_run_directory(out, config)
+    clock = {"start": time.perf_counter()}
+    timings = {}
+
+    splits, reward_model, base, pretrain_info = build_task(config, device, out, tqdm)
+    timings["setup_and_pretrain_s"] = time.perf_counter() - clock["start"]
+    eval_seed = child_seed(config.seed, "evaluation")
+
+    def evaluate(name, policy):
+        def compute():
+            with tqdm(total=config.n_test_prompts, desc=f"evaluate {name}") as bar:
+                return evaluate_policy(policy, base, reward_model, splits["test"],
+                                       samples=config.eval_samples, max_len=config.max_len,
+                                       seed=eval_seed, progress=bar)
+        return _cached_evaluation(os.path.join(out, "eval", f"{name}.npz"), compute)
+
+    evaluations = {"base": evaluate("base", base)}
+    training = {}
+    for rule in config.rules:
+        t0 = time.perf_counter()
+        train_config = TrainConfig(
+            rule=rule, rule_options=dict(RULES[rule][1]), steps=config.steps,
+            prompts_per_step=config.prompts_per_step, group_size=config.group_size,
+            lr=config.lr, kl_coef=config.kl_coef, max_len=config.max_len,
+            validate_every=config.validate_every, seed=child_seed(config.seed, "train"))
+        with tqdm(total=config.steps, desc=f"train {rule}") as bar:
+            result = train(train_config, base, reward_model, splits["train"],
+                           splits["validation"],
+                           checkpoint=os.path.join(out, "checkpoints", f"{rule}.pt"),
+                           progress=bar)
+        evaluations[rule] = evaluate(rule, result.policy)
+        training[rule] = {"label": RULES[rule][0], "options": RULES[rule][1],
+                          "best_step": result.best_step, "best_val_score": result.best_score,
+                          "history": result.history}
+        timings[f"{rule}_s"] = time.perf_counter() - t0
+
+    summary = summarize(evaluations, config)
+    timings["total_s"] = time.perf_counter() - clock["start"]
+    results = {
+        "check": "posttrain", "tailext_version": tailext.__version__, "seed": config.seed,
+        "config": dataclasses.asdict(config), "device": str(device),
+        "machine": {"python": platform.python_version(), "torch": torch.__version__,
+                    "numpy": np.__version__, "platform": platform.platform(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_1m": os.getloadavg()[0]},
+        "wall_time_s": timings, "pretrain": pretrain_info,
+        "ns": best_of_n_sizes(config.eval_samples),
+        "base": summary["base"],
+        "rules": {rule: {**training[rule], **summary[rule]} for rule in config.rules},
+    }
+    with open(os.path.join(out, "posttrain.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    from .posttrain_report import write_markdown, write_plot
+    write_markdown(results, os.path.join(out, "posttrain.md"))
+    write_plot(results, os.path.join(out, "posttrain_frontier.png"))
+    print(open(os.path.join(out, "posttrain.md")).read())
+    return 0
