@@ -17,6 +17,9 @@ from ._version import __version__
 VALIDATIONS: dict[str, tuple[str, str]] = {
     "posttrain": ("validation.posttrain",
                   "toy torch post-training run: GRPO vs TEA best-of-n frontier"),
+    "simulator": ("validation.simulator",
+                  "every rule on an exact contextual bandit: best-of-n frontier, CIs vs GRPO, "
+                  "oracle alignment"),
 }
 
 
