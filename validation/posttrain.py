@@ -34,7 +34,7 @@ import numpy as np
 RULES = {
     "grpo": ("GRPO", {}),
     "grpo_z": ("GRPO-Z", {}),
-    "cat_bon": ("CAT-BoN", {}),
+    "cat_bon": ("CAT-BoN", {"n_target": 128}),
     "tea": ("TEA", {"tail_fraction": 0.25, "n_target": 128}),
     "prefix_tea": ("Prefix-TEA", {"tail_fraction": 0.25, "n_target": 128, "order": 2,
                                   "n_prefixes": 3}),
@@ -68,8 +68,9 @@ class PosttrainConfig:
     tie_tolerance: float = 1e-3
 
 
-QUICK = dict(n_train_prompts=128, n_val_prompts=8, n_test_prompts=16, corpus_size=4000,
-             pretrain_steps=120, steps=20, prompts_per_step=8, validate_every=10)
+QUICK = dict(n_train_prompts=128, n_val_prompts=8, n_test_prompts=8, corpus_size=4000,
+             pretrain_steps=100, pretrain_batch=128, steps=12, prompts_per_step=4,
+             validate_every=6)
 
 
 def configure_parser(parser):
@@ -99,34 +100,6 @@ def child_seed(seed: int, tag: str) -> int:
     """A 63-bit seed for one component, derived from the run seed and a component name."""
     words = [seed] + list(tag.encode())
     return int(np.random.SeedSequence(words).generate_state(2, dtype=np.uint64)[0] >> 1)
-
-
-# ---------------------------------------------------------------------------------------
-# TEMPORARY until branch `evalsim` lands tailext.evaluation (then these are imported).
-def _unbiased_best_of_n(rewards, n):
-    from scipy.special import gammaln
-    x = np.sort(rewards, axis=-1)
-    M = x.shape[-1]
-    i = np.arange(1, M + 1)
-    with np.errstate(invalid="ignore"):
-        logw = gammaln(i) - gammaln(n) - gammaln(i - n + 1) - (
-            gammaln(M + 1) - gammaln(n + 1) - gammaln(M - n + 1))
-    w = np.where(i >= n, np.exp(np.where(i >= n, logw, 0.0)), 0.0)
-    return x @ w
-
-
-def _grouped_best_of_n(rewards, n):
-    P, M = rewards.shape
-    return rewards[:, : (M // n) * n].reshape(P, M // n, n).max(-1).mean(-1)
-
-
-def _paired_bootstrap(a, b, resamples, seed):
-    d = np.asarray(a) - np.asarray(b)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d.size, (resamples, d.size))
-    means = d[idx].mean(1)
-    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-# ---------------------------------------------------------------------------------------
 
 
 def best_of_n_sizes(samples: int) -> list[int]:
@@ -161,32 +134,34 @@ def evaluate_policy(policy, reference, reward_model, prompts, *, samples: int, m
 
 def summarize(evaluations: dict, config: PosttrainConfig) -> dict:
     """Best-of-n frontier, paired bootstrap vs GRPO and win/tie/loss for every policy."""
+    from tailext.evaluation import best_of_n, paired_bootstrap, win_tie_loss
+
     ns = best_of_n_sizes(config.eval_samples)
-    reference = evaluations[REFERENCE_RULE]["rewards"]
+    unbiased = {name: best_of_n(ev["rewards"], ns) for name, ev in evaluations.items()}
+    reference = unbiased[REFERENCE_RULE].per_prompt
     summary = {}
     for name, ev in evaluations.items():
-        rewards = ev["rewards"]
-        per_prompt = {n: _unbiased_best_of_n(rewards, n) for n in ns}
+        grouped = best_of_n(ev["rewards"], ns, method="grouped")
         entry = {
-            "mean_reward": float(rewards.mean()),
+            "mean_reward": float(ev["rewards"].mean()),
             "mean_length": float(ev["lengths"].mean()),
             "kl_to_base": float(ev["kl"].mean()),
-            "unbiased_best_of_n": {str(n): float(v.mean()) for n, v in per_prompt.items()},
-            "grouped_best_of_n": {str(n): float(_grouped_best_of_n(rewards, n).mean())
-                                  for n in ns},
+            "unbiased_best_of_n": dict(zip(map(str, ns), unbiased[name].mean.tolist())),
+            "unbiased_best_of_n_se": dict(zip(map(str, ns),
+                                              unbiased[name].standard_error.tolist())),
+            "grouped_best_of_n": dict(zip(map(str, ns), grouped.mean.tolist())),
         }
         if name != REFERENCE_RULE:
-            vs = {}
-            for n in ns:
-                ref = _unbiased_best_of_n(reference, n)
-                diff, low, high = _paired_bootstrap(per_prompt[n], ref, config.bootstrap,
-                                                    child_seed(config.seed, f"bootstrap{n}"))
-                delta = per_prompt[n] - ref
-                tol = config.tie_tolerance
-                vs[str(n)] = {"diff": diff, "ci_low": low, "ci_high": high,
-                         "win": int((delta > tol).sum()), "tie": int((abs(delta) <= tol).sum()),
-                         "loss": int((delta < -tol).sum())}
-            entry["vs_grpo"] = vs
+            boot = paired_bootstrap(unbiased[name].per_prompt, reference,
+                                    n_resamples=config.bootstrap,
+                                    seed=child_seed(config.seed, "bootstrap"))
+            wtl = win_tie_loss(unbiased[name].per_prompt, reference, tol=config.tie_tolerance)
+            entry["vs_grpo"] = {
+                str(n): {"diff": float(boot.mean_difference[j]),
+                         "ci_low": float(boot.ci_low[j]), "ci_high": float(boot.ci_high[j]),
+                         "win": int(wtl.wins[j]), "tie": int(wtl.ties[j]),
+                         "loss": int(wtl.losses[j])}
+                for j, n in enumerate(ns)}
         summary[name] = entry
     return summary
 

@@ -150,11 +150,12 @@ def sequence_kl(policy: Policy, reference: Policy, prompts, responses) -> torch.
 class RewardModel(nn.Module):
     """Frozen random network scoring ``(prompt, response)`` with a continuous reward.
 
-    ``r = a · (w · Σ_t tanh(conv₃(embed(seq)))_t · 1{t in response}) + b``: a width-3
-    convolution over the whole sequence (so a response token's score depends on its
-    neighbours and, near the start, on the prompt), summed over response positions, then an
-    affine calibration ``(a, b)`` fixed once from a calibration sample so that rewards are
-    roughly standardised. Deterministic from its seed; no parameter requires a gradient.
+    ``r = a · w · mean_{t in response} tanh(conv₃(embed(seq) + pos))_t + b``: a width-3
+    convolution over the whole sequence (a response token's score depends on its neighbours
+    and, near the start, on the prompt), averaged over the response's content tokens (so
+    the reward is about content, not length; an empty response scores ``b``), then an affine
+    calibration ``(a, b)`` fixed once from a calibration sample so that rewards are roughly
+    standardised. Deterministic from its seed; no parameter requires a gradient.
     """
 
     def __init__(self, *, vocab=VOCAB, embed_dim=16, channels=32, max_len=64):
@@ -171,6 +172,7 @@ class RewardModel(nn.Module):
         h = torch.tanh(self.conv(x)).transpose(1, 2)                 # [bs, L, channels]
         keep = response_mask(responses) * (responses != EOS)         # content tokens only
         pooled = (h[:, prompts.shape[1] + 1:] * keep.unsqueeze(-1)).sum(1)
+        pooled = pooled / keep.sum(1, keepdim=True).clamp_min(1.0)
         return self.readout(pooled).squeeze(-1)
 
     @torch.no_grad()

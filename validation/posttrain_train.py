@@ -134,7 +134,7 @@ def train(config: TrainConfig, initial: Policy, reward_model: RewardModel,
     """
     device = next(initial.parameters()).device
     reference = initial
-    policy = copy.deepcopy(initial).train()
+    policy = copy.deepcopy(initial).train().requires_grad_(True)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     generator = torch.Generator(device=device).manual_seed(config.seed)
