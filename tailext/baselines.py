@@ -86,11 +86,16 @@ def grpo(rewards):
     return _unbatch(reference.grpo(batch), was_1d)
 
 
-def _grpo_z_iv(rewards, eps, ddof):
+def _ddof_iv(ddof):
     if isinstance(ddof, (bool, np.bool_)) or ddof not in (0, 1):
         raise ValueError(f"`ddof` must be 0 (population sd) or 1 (sample sd), got {ddof!r}.")
-    batch, was_1d = as_reward_batch(rewards, min_group_size=1 + int(ddof))
-    return batch, was_1d, _eps_iv(eps), int(ddof)
+    return int(ddof)
+
+
+def _grpo_z_iv(rewards, eps, ddof):
+    ddof = _ddof_iv(ddof)
+    batch, was_1d = as_reward_batch(rewards, min_group_size=1 + ddof)
+    return batch, was_1d, _eps_iv(eps), ddof
 
 
 def grpo_z(rewards, *, eps=1e-6, ddof=0):
