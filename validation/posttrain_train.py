@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import torch
 
+from tailext.torch import advantages, grouped_policy_loss
+
 from .posttrain_model import Policy, RewardModel, response_logprobs, sample
 
 
@@ -58,26 +60,6 @@ class TrainResult(NamedTuple):
     best_score: float
     history: list
     finished: bool
-
-
-def _temporary_advantages(rewards, method, **options):
-    # TEMPORARY until branch `rules` lands tailext.torch.advantages (host round trip).
-    import tailext
-    values = tailext.advantages(rewards.detach().cpu().double().numpy(), method=method,
-                                **options)
-    return torch.as_tensor(values, dtype=rewards.dtype, device=rewards.device)
-
-
-def _temporary_grouped_policy_loss(logprobs, mask, advantages, ref_logprobs=None,
-                                   kl_coef=0.0):
-    # TEMPORARY until branch `rules` lands tailext.torch.grouped_policy_loss.
-    tokens = mask.sum(1).clamp_min(1.0)
-    pg = -(advantages.detach() * (logprobs * mask).sum(1) / tokens)
-    if ref_logprobs is None or kl_coef == 0.0:
-        return pg.mean()
-    log_ratio = ref_logprobs - logprobs
-    k3 = (log_ratio.exp() - log_ratio - 1.0) * mask
-    return (pg + kl_coef * k3.sum(1) / tokens).mean()
 
 
 @torch.no_grad()
@@ -161,13 +143,12 @@ def train(config: TrainConfig, initial: Policy, reward_model: RewardModel,
         prompts = train_prompts[rows].repeat_interleave(m, dim=0)
         rollouts = sample(policy, prompts, max_len=config.max_len, generator=generator)
         rewards = reward_model(prompts, rollouts.responses).view(B, m)
-        adv = _temporary_advantages(rewards, config.rule, **config.rule_options).reshape(-1)
+        adv = advantages(rewards, method=config.rule, **config.rule_options).reshape(-1)
         logprobs = response_logprobs(policy, prompts, rollouts.responses)
         with torch.no_grad():
             ref_logprobs = response_logprobs(reference, prompts, rollouts.responses)
-        loss = _temporary_grouped_policy_loss(logprobs, rollouts.mask, adv,
-                                              ref_logprobs=ref_logprobs,
-                                              kl_coef=config.kl_coef)
+        loss = grouped_policy_loss(logprobs, rollouts.mask, adv, ref_logprobs=ref_logprobs,
+                                   kl_coef=config.kl_coef)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
