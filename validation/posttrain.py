@@ -57,10 +57,10 @@ class PosttrainConfig:
     pretrain_batch: int = 256
     pretrain_lr: float = 3e-3
     rules: tuple = tuple(RULES)
-    steps: int = 150
+    steps: int = 200
     prompts_per_step: int = 16
     group_size: int = 16
-    lr: float = 1e-3
+    lr: float = 5e-4
     kl_coef: float = 0.05
     validate_every: int = 25
     eval_samples: int = 256
