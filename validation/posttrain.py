@@ -26,7 +26,8 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -66,11 +67,15 @@ class PosttrainConfig:
     eval_samples: int = 256
     bootstrap: int = 1000
     tie_tolerance: float = 1e-3
+    trl: bool = False
+    trl_rule: str = "tea"
+    trl_steps: int = 60
+    trl_prompts_per_step: int = 4
 
 
 QUICK = dict(n_train_prompts=128, n_val_prompts=8, n_test_prompts=8, corpus_size=4000,
              pretrain_steps=100, pretrain_batch=128, steps=12, prompts_per_step=4,
-             validate_every=6)
+             validate_every=6, trl_steps=8, trl_prompts_per_step=2)
 
 
 def configure_parser(parser):
@@ -82,13 +87,19 @@ def configure_parser(parser):
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES),
                         help=f"rules to train (must include {REFERENCE_RULE!r})")
     parser.add_argument("--steps", type=int, help="override the number of training steps")
+    parser.add_argument("--trl", action="store_true",
+                        help="also train a tiny Llama on the same task through "
+                             "tailext.integrations.trl (needs trl, transformers, datasets)")
+    parser.add_argument("--trl-rule", default="tea", choices=list(RULES),
+                        help="rule for the TRL run")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 is fastest on a shared 2-core machine)")
 
 
 def config_from_args(args) -> PosttrainConfig:
     overrides = dict(QUICK) if args.quick else {}
-    overrides.update(seed=args.seed, rules=tuple(args.rules))
+    overrides.update(seed=args.seed, rules=tuple(args.rules), trl=args.trl,
+                     trl_rule=args.trl_rule)
     if args.steps is not None:
         overrides["steps"] = args.steps
     if REFERENCE_RULE not in overrides["rules"]:
@@ -132,13 +143,14 @@ def evaluate_policy(policy, reference, reward_model, prompts, *, samples: int, m
     return {k: torch.cat(v).double().cpu().numpy() for k, v in out.items()}
 
 
-def summarize(evaluations: dict, config: PosttrainConfig) -> dict:
-    """Best-of-n frontier, paired bootstrap vs GRPO and win/tie/loss for every policy."""
+def summarize(evaluations: dict, config: PosttrainConfig, reference: str = REFERENCE_RULE
+              ) -> dict:
+    """Best-of-n frontier; paired bootstrap and win/tie/loss against ``reference``."""
     from tailext.evaluation import best_of_n, paired_bootstrap, win_tie_loss
 
     ns = best_of_n_sizes(config.eval_samples)
     unbiased = {name: best_of_n(ev["rewards"], ns) for name, ev in evaluations.items()}
-    reference = unbiased[REFERENCE_RULE].per_prompt
+    against = unbiased[reference].per_prompt
     summary = {}
     for name, ev in evaluations.items():
         grouped = best_of_n(ev["rewards"], ns, method="grouped")
@@ -151,12 +163,12 @@ def summarize(evaluations: dict, config: PosttrainConfig) -> dict:
                                               unbiased[name].standard_error.tolist())),
             "grouped_best_of_n": dict(zip(map(str, ns), grouped.mean.tolist())),
         }
-        if name != REFERENCE_RULE:
-            boot = paired_bootstrap(unbiased[name].per_prompt, reference,
+        if name != reference:
+            boot = paired_bootstrap(unbiased[name].per_prompt, against,
                                     n_resamples=config.bootstrap,
                                     seed=child_seed(config.seed, "bootstrap"))
-            wtl = win_tie_loss(unbiased[name].per_prompt, reference, tol=config.tie_tolerance)
-            entry["vs_grpo"] = {
+            wtl = win_tie_loss(unbiased[name].per_prompt, against, tol=config.tie_tolerance)
+            entry[f"vs_{reference}"] = {
                 str(n): {"diff": float(boot.mean_difference[j]),
                          "ci_low": float(boot.ci_low[j]), "ci_high": float(boot.ci_high[j]),
                          "win": int(wtl.wins[j]), "tie": int(wtl.ties[j]),
@@ -166,7 +178,18 @@ def summarize(evaluations: dict, config: PosttrainConfig) -> dict:
     return summary
 
 
-def build_task(config: PosttrainConfig, device, out: str, progress_factory):
+class Task(NamedTuple):
+    """Prompts (on the device), corpus, frozen reward model and pretrained base policy."""
+
+    splits: dict
+    corpus_prompts: object
+    corpus: object
+    reward_model: object
+    base: object
+    info: dict
+
+
+def build_task(config: PosttrainConfig, device, out: str, progress_factory) -> Task:
     """Prompts, frozen reward model and the pretrained base policy (cached in ``out``)."""
     import torch
 
@@ -200,8 +223,8 @@ def build_task(config: PosttrainConfig, device, out: str, progress_factory):
     base.eval().requires_grad_(False)
     info = {"corpus_mean_length": float(response_lengths(corpus).double().mean()),
             "pretrain_loss_first": losses[0], "pretrain_loss_last": float(np.mean(losses[-20:]))}
-    to = {k: v.to(device) for k, v in splits._asdict().items()}
-    return to, reward_model, base, info
+    on_device = {k: v.to(device) for k, v in splits._asdict().items()}
+    return Task(on_device, corpus_prompts, corpus, reward_model, base, info)
 
 
 def _check_run_directory(out: str, config: PosttrainConfig):
@@ -247,14 +270,15 @@ def run(args) -> int:
     clock = {"start": time.perf_counter()}
     timings = {}
 
-    splits, reward_model, base, pretrain_info = build_task(config, device, out, tqdm)
+    task = build_task(config, device, out, tqdm)
+    splits, reward_model, base = task.splits, task.reward_model, task.base
     timings["setup_and_pretrain_s"] = time.perf_counter() - clock["start"]
     eval_seed = child_seed(config.seed, "evaluation")
 
-    def evaluate(name, policy):
+    def evaluate(name, policy, reference=base):
         def compute():
             with tqdm(total=config.n_test_prompts, desc=f"evaluate {name}") as bar:
-                return evaluate_policy(policy, base, reward_model, splits["test"],
+                return evaluate_policy(policy, reference, reward_model, splits["test"],
                                        samples=config.eval_samples, max_len=config.max_len,
                                        seed=eval_seed, progress=bar)
         return _cached_evaluation(os.path.join(out, "eval", f"{name}.npz"), compute)
@@ -280,6 +304,17 @@ def run(args) -> int:
         timings[f"{rule}_s"] = time.perf_counter() - t0
 
     summary = summarize(evaluations, config)
+    trl_section = None
+    if config.trl:
+        from .posttrain_trl import run_trl
+        t0 = time.perf_counter()
+        trl_run = run_trl(rule=config.trl_rule, options=dict(RULES[config.trl_rule][1]),
+                          splits=splits, corpus_prompts=task.corpus_prompts,
+                          corpus=task.corpus, reward_model=reward_model, config=config,
+                          out=out, device=device, evaluate=evaluate)
+        trl_section = {k: v for k, v in trl_run.items() if k != "evaluations"}
+        trl_section["summary"] = summarize(trl_run["evaluations"], config, reference="trl_base")
+        timings["trl_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - clock["start"]
     results = {
         "check": "posttrain", "tailext_version": tailext.__version__, "seed": config.seed,
@@ -288,10 +323,11 @@ def run(args) -> int:
                     "numpy": np.__version__, "platform": platform.platform(),
                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load_average_1m": os.getloadavg()[0]},
-        "wall_time_s": timings, "pretrain": pretrain_info,
+        "wall_time_s": timings, "pretrain": task.info,
         "ns": best_of_n_sizes(config.eval_samples),
         "base": summary["base"],
         "rules": {rule: {**training[rule], **summary[rule]} for rule in config.rules},
+        "trl": trl_section,
     }
     with open(os.path.join(out, "posttrain.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -63,6 +63,7 @@ def write_markdown(results: dict, path: str) -> None:
         val = "–" if name == "base" else f"{e['best_val_score']:.3f}"
         lines.append(f"| {_label(results, name)} | {e['mean_reward']:.3f} | "
                      f"{e['mean_length']:.2f} | {e['kl_to_base']:.3f} | {val} |")
+    lines += trl_markdown(results)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -102,3 +103,33 @@ def write_plot(results: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def trl_markdown(results: dict) -> list[str]:
+    """Lines of the TRL section: base vs trained tiny Llama, and the per-step TRL log."""
+    trl = results.get("trl")
+    if not trl:
+        return []
+    summary = trl["summary"]
+    trained = summary[f"trl_{trl['rule']}"]
+    ns = [n for n in HEADLINE_NS if n in trained["vs_trl_base"]]
+    lines = ["", f"## TRL integration: tiny Llama, `TailextGRPOTrainer(advantage_method="
+             f"{trl['rule']!r})`, {trl['steps']} steps (trl {trl['trl_version']}, "
+             f"transformers {trl['transformers_version']})", "",
+             "| policy | mean reward | mean length | KL to base | "
+             + " | ".join(f"bo{n}" for n in ns) + " |",
+             "|---|---|---|---|" + "---|" * len(ns)]
+    for name, e in summary.items():
+        lines.append(f"| {name} | {e['mean_reward']:.3f} | {e['mean_length']:.2f} | "
+                     f"{e['kl_to_base']:.3f} | "
+                     + " | ".join(f"{e['unbiased_best_of_n'][n]:.3f}" for n in ns) + " |")
+    vs = trained["vs_trl_base"]
+    lines += ["", "Trained minus base (paired bootstrap 95% CI): "
+              + "; ".join(f"bo{n} {vs[n]['diff']:+.3f} [{vs[n]['ci_low']:+.3f}, "
+                          f"{vs[n]['ci_high']:+.3f}]" for n in ns) + "."]
+    if trl["log"]:
+        first, last = trl["log"][0], trl["log"][-1]
+        lines.append(f"TRL's logged batch reward: step {first.get('step', 1)} "
+                     f"{first['reward']:.3f} → step {last.get('step', len(trl['log']))} "
+                     f"{last['reward']:.3f}.")
+    return lines
