@@ -171,3 +171,21 @@ def test_quick_run_writes_results_and_changes_the_policy(tmp_path):
             for n, vs in entry["vs_grpo"].items():
                 assert vs["win"] + vs["tie"] + vs["loss"] == P
                 assert vs["ci_low"] <= vs["diff"] <= vs["ci_high"]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_quick_trl_run_trains_the_tiny_llama(tmp_path):
+    pytest.importorskip("trl")
+    pytest.importorskip("datasets")
+    assert main(["validate", "posttrain", "--out", str(tmp_path), "--quick", "--rules", "grpo",
+                 "--trl"]) == 0
+    results = json.loads((tmp_path / "posttrain.json").read_text())
+    trl = results["trl"]
+    assert trl["rule"] == "tea" and trl["options"] == {"tail_fraction": 0.25, "n_target": 128}
+    assert [entry["step"] for entry in trl["log"]] == list(range(1, trl["steps"] + 1))
+    base, trained = trl["summary"]["trl_base"], trl["summary"]["trl_tea"]
+    assert base["kl_to_base"] == pytest.approx(0.0, abs=1e-6)
+    # the exact KL of the trained Llama to its pretrained copy: the TRL steps changed it
+    assert trained["kl_to_base"] > 1e-4
+    assert "TRL integration" in (tmp_path / "posttrain.md").read_text()
