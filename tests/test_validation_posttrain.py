@@ -151,7 +151,7 @@ def test_quick_run_writes_results_and_changes_the_policy(tmp_path):
     import tailext
     assert results["tailext_version"] == tailext.__version__ and results["seed"] == 0
     config = results["config"]
-    assert config["group_size"] == 16 and config["eval_samples"] == 256
+    assert config["training"]["group_size"] == 16 and config["eval_samples"] == 256
     assert set(results["rules"]) == {"grpo", "grpo_z", "cat_bon", "tea", "prefix_tea"}
     assert results["ns"] == [2 ** j for j in range(9)]
     base = results["base"]

@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .posttrain_config import TrainConfig
+
 #: rule name → (label, options); CAT-BoN stands in for the test-time-aware baselines
 RULES = {
     "grpo": ("GRPO", {}),
@@ -45,11 +47,14 @@ REFERENCE_RULE = "grpo"
 
 @dataclass(frozen=True)
 class PosttrainConfig:
-    """Everything that determines the run (recorded in the result file)."""
+    """Everything that determines the run (recorded in the result file).
+
+    ``training`` is the template of every rule's :class:`TrainConfig`; its ``rule``,
+    ``rule_options`` and ``seed`` are filled in per rule.
+    """
 
     seed: int = 0
     prompt_len: int = 4
-    max_len: int = 12
     n_train_prompts: int = 512
     n_val_prompts: int = 32
     n_test_prompts: int = 64
@@ -58,12 +63,7 @@ class PosttrainConfig:
     pretrain_batch: int = 256
     pretrain_lr: float = 3e-3
     rules: tuple = tuple(RULES)
-    steps: int = 200
-    prompts_per_step: int = 16
-    group_size: int = 16
-    lr: float = 5e-4
-    kl_coef: float = 0.05
-    validate_every: int = 25
+    training: TrainConfig = TrainConfig()
     eval_samples: int = 256
     bootstrap: int = 1000
     tie_tolerance: float = 1e-3
@@ -74,8 +74,8 @@ class PosttrainConfig:
 
 
 QUICK = dict(n_train_prompts=128, n_val_prompts=8, n_test_prompts=8, corpus_size=4000,
-             pretrain_steps=100, pretrain_batch=128, steps=12, prompts_per_step=4,
-             validate_every=6, trl_steps=8, trl_prompts_per_step=2)
+             pretrain_steps=100, pretrain_batch=128, trl_steps=8, trl_prompts_per_step=2)
+QUICK_TRAINING = dict(steps=12, prompts_per_step=4, validate_every=6)
 
 
 def configure_parser(parser):
@@ -98,13 +98,14 @@ def configure_parser(parser):
 
 def config_from_args(args) -> PosttrainConfig:
     overrides = dict(QUICK) if args.quick else {}
-    overrides.update(seed=args.seed, rules=tuple(args.rules), trl=args.trl,
-                     trl_rule=args.trl_rule)
+    training = dict(QUICK_TRAINING) if args.quick else {}
     if args.steps is not None:
-        overrides["steps"] = args.steps
-    if REFERENCE_RULE not in overrides["rules"]:
+        training["steps"] = args.steps
+    if REFERENCE_RULE not in args.rules:
         raise SystemExit(f"--rules must include the reference rule {REFERENCE_RULE!r}.")
-    return PosttrainConfig(**overrides)
+    return PosttrainConfig(
+        seed=args.seed, rules=tuple(args.rules), trl=args.trl, trl_rule=args.trl_rule,
+        training=dataclasses.replace(PosttrainConfig.training, **training), **overrides)
 
 
 def child_seed(seed: int, tag: str) -> int:
@@ -203,7 +204,7 @@ def build_task(config: PosttrainConfig, device, out: str, progress_factory) -> T
     pick = torch.Generator().manual_seed(child_seed(seed, "corpus prompts"))
     corpus_prompts = splits.train[torch.randint(0, config.n_train_prompts,
                                                 (config.corpus_size,), generator=pick)]
-    corpus = teacher_corpus(teacher, corpus_prompts, max_len=config.max_len,
+    corpus = teacher_corpus(teacher, corpus_prompts, max_len=config.training.max_len,
                             seed=child_seed(seed, "corpus"))
     reward_model = build_reward_model(child_seed(seed, "reward model"), device)
     reward_model.calibrate(corpus_prompts.to(device), corpus.to(device))
@@ -259,7 +260,7 @@ def run(args) -> int:
 
     import tailext
 
-    from .posttrain_train import TrainConfig, train
+    from .posttrain_train import train
 
     config = config_from_args(args)
     device = torch.device(args.device)
@@ -279,7 +280,8 @@ def run(args) -> int:
         def compute():
             with tqdm(total=config.n_test_prompts, desc=f"evaluate {name}") as bar:
                 return evaluate_policy(policy, reference, reward_model, splits["test"],
-                                       samples=config.eval_samples, max_len=config.max_len,
+                                       samples=config.eval_samples,
+                                       max_len=config.training.max_len,
                                        seed=eval_seed, progress=bar)
         return _cached_evaluation(os.path.join(out, "eval", f"{name}.npz"), compute)
 
@@ -287,12 +289,10 @@ def run(args) -> int:
     training = {}
     for rule in config.rules:
         t0 = time.perf_counter()
-        train_config = TrainConfig(
-            rule=rule, rule_options=dict(RULES[rule][1]), steps=config.steps,
-            prompts_per_step=config.prompts_per_step, group_size=config.group_size,
-            lr=config.lr, kl_coef=config.kl_coef, max_len=config.max_len,
-            validate_every=config.validate_every, seed=child_seed(config.seed, "train"))
-        with tqdm(total=config.steps, desc=f"train {rule}") as bar:
+        train_config = dataclasses.replace(config.training, rule=rule,
+                                           rule_options=dict(RULES[rule][1]),
+                                           seed=child_seed(config.seed, "train"))
+        with tqdm(total=train_config.steps, desc=f"train {rule}") as bar:
             result = train(train_config, base, reward_model, splits["train"],
                            splits["validation"],
                            checkpoint=os.path.join(out, "checkpoints", f"{rule}.pt"),

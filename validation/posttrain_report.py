@@ -15,12 +15,14 @@ def write_markdown(results: dict, path: str) -> None:
     ns = [str(n) for n in results["ns"]]
     entries = {"base": results["base"], **results["rules"]}
     cfg = results["config"]
+    training = cfg["training"]
     lines = [
         "# Post-training validation: toy GRU policy, frozen reward model",
         "",
         f"tailext {results['tailext_version']}, seed {results['seed']}, device "
-        f"{results['device']}, m = {cfg['group_size']}, {cfg['steps']} steps x "
-        f"{cfg['prompts_per_step']} prompts, KL coef {cfg['kl_coef']}, lr {cfg['lr']}; "
+        f"{results['device']}, m = {training['group_size']}, {training['steps']} steps x "
+        f"{training['prompts_per_step']} prompts, KL coef {training['kl_coef']}, lr "
+        f"{training['lr']}; "
         f"{cfg['n_test_prompts']} held-out prompts x M = {cfg['eval_samples']} samples. "
         f"Wall time {results['wall_time_s']['total_s']:.0f} s "
         f"(1-min load average at the end: {results['machine']['load_average_1m']:.1f} on "
@@ -98,7 +100,7 @@ def write_plot(results: dict, path: str) -> None:
     right.axhline(0.0, color="black", lw=0.8)
     left.legend(fontsize=8)
     right.legend(fontsize=8)
-    fig.suptitle(f"toy post-training, m = {results['config']['group_size']}, "
+    fig.suptitle(f"toy post-training, m = {results['config']['training']['group_size']}, "
                  f"seed {results['seed']}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

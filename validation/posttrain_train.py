@@ -17,34 +17,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 
 from tailext.torch import advantages, grouped_policy_loss
 
+from .posttrain_config import TrainConfig
 from .posttrain_model import Policy, RewardModel, response_logprobs, sample
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one post-training run (all recorded in the result file)."""
-
-    rule: str
-    rule_options: dict = field(default_factory=dict)
-    steps: int = 150
-    prompts_per_step: int = 16
-    group_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    kl_coef: float = 0.05
-    grad_clip: float = 1.0
-    max_len: int = 12
-    validate_every: int = 25
-    val_samples: int = 32
-    val_top: int = 10
-    seed: int = 0
+__all__ = ["TrainConfig", "TrainResult", "train", "validation_score"]
 
 
 class TrainResult(NamedTuple):

@@ -114,6 +114,7 @@ def run_trl(*, rule: str, options: dict, splits, corpus_prompts, corpus, reward_
     from .posttrain import child_seed
     from .posttrain_corpus import pretrain
 
+    training = config.training
     llama = tiny_llama(child_seed(config.seed, "trl init")).to(device)
     pretrain(CausalLMPolicy(llama), corpus_prompts, corpus, steps=config.pretrain_steps,
              batch_size=config.pretrain_batch, lr=config.pretrain_lr,
@@ -124,15 +125,15 @@ def run_trl(*, rule: str, options: dict, splits, corpus_prompts, corpus, reward_
     llama.save_pretrained(base_path)
     dataset = Dataset.from_dict({"prompt": [prompt_text(p) for p in splits["train"].tolist()]})
     args = trl.GRPOConfig(
-        output_dir=os.path.join(out, "trl"), num_generations=config.group_size,
-        per_device_train_batch_size=config.trl_prompts_per_step * config.group_size,
-        max_completion_length=config.max_len, max_steps=config.trl_steps,
-        learning_rate=config.lr, beta=config.kl_coef, temperature=1.0, logging_steps=1,
+        output_dir=os.path.join(out, "trl"), num_generations=training.group_size,
+        per_device_train_batch_size=config.trl_prompts_per_step * training.group_size,
+        max_completion_length=training.max_len, max_steps=config.trl_steps,
+        learning_rate=training.lr, beta=training.kl_coef, temperature=1.0, logging_steps=1,
         report_to="none", save_strategy="no", use_cpu=torch.device(device).type == "cpu",
         bf16=False, seed=child_seed(config.seed, "trl train") % 2 ** 31,
         dataloader_num_workers=0)
     trainer = TailextGRPOTrainer(
-        model=base_path, reward_funcs=TaskReward(reward_model, max_len=config.max_len),
+        model=base_path, reward_funcs=TaskReward(reward_model, max_len=training.max_len),
         args=args, train_dataset=dataset, processing_class=task_tokenizer(),
         advantage_method=rule, advantage_options=options)
     with torch.random.fork_rng(devices=[]):
