@@ -87,6 +87,8 @@ def configure_parser(parser):
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES),
                         help=f"rules to train (must include {REFERENCE_RULE!r})")
     parser.add_argument("--steps", type=int, help="override the number of training steps")
+    parser.add_argument("--kl-coef", type=float,
+                        help="override the KL coefficient to the initial policy")
     parser.add_argument("--trl", action="store_true",
                         help="also train a tiny Llama on the same task through "
                              "tailext.integrations.trl (needs trl, transformers, datasets)")
@@ -101,6 +103,8 @@ def config_from_args(args) -> PosttrainConfig:
     training = dict(QUICK_TRAINING) if args.quick else {}
     if args.steps is not None:
         training["steps"] = args.steps
+    if args.kl_coef is not None:
+        training["kl_coef"] = args.kl_coef
     if REFERENCE_RULE not in args.rules:
         raise SystemExit(f"--rules must include the reference rule {REFERENCE_RULE!r}.")
     return PosttrainConfig(
@@ -308,12 +312,22 @@ def run(args) -> int:
     if config.trl:
         from .posttrain_trl import run_trl
         t0 = time.perf_counter()
-        trl_run = run_trl(rule=config.trl_rule, options=dict(RULES[config.trl_rule][1]),
-                          splits=splits, corpus_prompts=task.corpus_prompts,
-                          corpus=task.corpus, reward_model=reward_model, config=config,
-                          out=out, device=device, evaluate=evaluate)
-        trl_section = {k: v for k, v in trl_run.items() if k != "evaluations"}
-        trl_section["summary"] = summarize(trl_run["evaluations"], config, reference="trl_base")
+        cached = os.path.join(out, "trl", "log.json")    # TRL training is not resumable:
+        if os.path.exists(cached):                       # keep its log once it finished
+            with open(cached) as f:
+                trl_section = json.load(f)
+            names = ("trl_base", f"trl_{config.trl_rule}")
+            evaluations_trl = {name: evaluate(name, None) for name in names}
+        else:
+            trl_run = run_trl(rule=config.trl_rule, options=dict(RULES[config.trl_rule][1]),
+                              splits=splits, corpus_prompts=task.corpus_prompts,
+                              corpus=task.corpus, reward_model=reward_model, config=config,
+                              out=out, device=device, evaluate=evaluate)
+            evaluations_trl = trl_run.pop("evaluations")
+            trl_section = trl_run
+            with open(cached, "w") as f:
+                json.dump(trl_section, f)
+        trl_section["summary"] = summarize(evaluations_trl, config, reference="trl_base")
         timings["trl_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - clock["start"]
     results = {

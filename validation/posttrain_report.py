@@ -24,7 +24,7 @@ def write_markdown(results: dict, path: str) -> None:
         f"{training['prompts_per_step']} prompts, KL coef {training['kl_coef']}, lr "
         f"{training['lr']}; "
         f"{cfg['n_test_prompts']} held-out prompts x M = {cfg['eval_samples']} samples. "
-        f"Wall time {results['wall_time_s']['total_s']:.0f} s "
+        f"Wall time of this invocation {results['wall_time_s']['total_s']:.0f} s "
         f"(1-min load average at the end: {results['machine']['load_average_1m']:.1f} on "
         f"{results['machine']['cpu_count']} cores; shared machine, times are inflated).",
         "",
