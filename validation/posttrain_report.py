@@ -79,18 +79,18 @@ def write_plot(results: dict, path: str) -> None:
     ns = results["ns"]
     entries = {"base": results["base"], **results["rules"]}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, e in entries.items():
-        style = dict(linestyle=":", color="grey") if name == "base" else {}
+    for i, (name, e) in enumerate(entries.items()):
+        # one colour per policy in both panels (the right one has no GRPO line)
+        style = dict(linestyle=":", color="grey") if name == "base" else dict(color=f"C{i - 1}")
         left.plot(ns, [e["unbiased_best_of_n"][str(n)] for n in ns], marker="o", ms=3,
                   label=_label(results, name), **style)
         if "vs_grpo" in e:
             vs = e["vs_grpo"]
-            diff = [vs[str(n)]["diff"] for n in ns]
-            line, = right.plot(ns, diff, marker="o", ms=3, label=_label(results, name),
-                               **style)
+            right.plot(ns, [vs[str(n)]["diff"] for n in ns], marker="o", ms=3,
+                       label=_label(results, name), **style)
             right.fill_between(ns, [vs[str(n)]["ci_low"] for n in ns],
                                [vs[str(n)]["ci_high"] for n in ns], alpha=0.15,
-                               color=line.get_color())
+                               color=style["color"])
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("n (best-of-n at deployment)")
