@@ -156,6 +156,11 @@ def test_quick_run_writes_results_and_changes_the_policy(tmp_path):
     assert results["ns"] == [2 ** j for j in range(9)]
     base = results["base"]
     P = config["n_test_prompts"]
+    stats = results["advantage_statistics"]
+    assert set(stats) == set(results["rules"])
+    assert stats["grpo"]["corr_with_grpo"] == pytest.approx(1.0)
+    assert stats["grpo_z"]["corr_with_grpo"] == pytest.approx(1.0)   # a positive rescaling
+    assert 0.0 < stats["tea"]["nonzero_share"] <= 1.0
     for name, entry in results["rules"].items():
         assert entry["kl_to_base"] > 0, name
         # training moved the mean reward by more than 5 standard errors of the held-out

@@ -183,6 +183,29 @@ def summarize(evaluations: dict, config: PosttrainConfig, reference: str = REFER
     return summary
 
 
+def advantage_statistics(rewards, config: PosttrainConfig) -> dict:
+    """How each rule weights groups of ``m`` base-policy rewards (held-out samples).
+
+    Per rule: root-mean-square advantage, share of non-zero advantages, and the mean
+    within-group correlation with GRPO's ``r − r̄`` — a large scale with a low correlation
+    means a noisy gradient at this ``m``.
+    """
+    import tailext
+
+    m = config.training.group_size
+    groups = rewards[:, : rewards.shape[1] // m * m].reshape(-1, m)
+    grpo = tailext.advantages(groups, method=REFERENCE_RULE)
+    stats = {}
+    for rule in config.rules:
+        A = tailext.advantages(groups, method=rule, **RULES[rule][1])
+        varying = (A.std(axis=1) > 0) & (grpo.std(axis=1) > 0)
+        corr = [np.corrcoef(a, b)[0, 1] for a, b in zip(A[varying], grpo[varying])]
+        stats[rule] = {"rms": float(np.sqrt((A ** 2).mean())),
+                       "nonzero_share": float((A != 0).mean()),
+                       "corr_with_grpo": float(np.mean(corr)) if corr else float("nan")}
+    return stats
+
+
 class Task(NamedTuple):
     """Prompts (on the device), corpus, frozen reward model and pretrained base policy."""
 
@@ -340,6 +363,7 @@ def run(args) -> int:
         "wall_time_s": timings, "pretrain": task.info,
         "ns": best_of_n_sizes(config.eval_samples),
         "base": summary["base"],
+        "advantage_statistics": advantage_statistics(evaluations["base"]["rewards"], config),
         "rules": {rule: {**training[rule], **summary[rule]} for rule in config.rules},
         "trl": trl_section,
     }

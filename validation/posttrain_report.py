@@ -65,6 +65,14 @@ def write_markdown(results: dict, path: str) -> None:
         val = "–" if name == "base" else f"{e['best_val_score']:.3f}"
         lines.append(f"| {_label(results, name)} | {e['mean_reward']:.3f} | "
                      f"{e['mean_length']:.2f} | {e['kl_to_base']:.3f} | {val} |")
+    stats = results.get("advantage_statistics")
+    if stats:
+        lines += ["", f"## Advantages on base-policy groups of m = {training['group_size']} "
+                  "(held-out samples)", "",
+                  "| rule | rms advantage | non-zero share | corr. with GRPO |", "|---|---|---|---|"]
+        for rule, st in stats.items():
+            lines.append(f"| {results['rules'][rule]['label']} | {st['rms']:.3f} | "
+                         f"{st['nonzero_share']:.2f} | {st['corr_with_grpo']:.2f} |")
     lines += trl_markdown(results)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
