@@ -148,9 +148,13 @@ def evaluate_policy(policy, reference, reward_model, prompts, *, samples: int, m
     return {k: torch.cat(v).double().cpu().numpy() for k, v in out.items()}
 
 
-def summarize(evaluations: dict, config: PosttrainConfig, reference: str = REFERENCE_RULE
-              ) -> dict:
-    """Best-of-n frontier; paired bootstrap and win/tie/loss against ``reference``."""
+def summarize(evaluations: dict, config: PosttrainConfig, reference: str = REFERENCE_RULE,
+              base: str = "base") -> dict:
+    """Best-of-n frontier; paired bootstrap and win/tie/loss against ``reference``.
+
+    Also the paired prompt-bootstrap CI of each policy's mean reward minus that of ``base``
+    (the untrained policy): did training move the reward?
+    """
     from tailext.evaluation import best_of_n, paired_bootstrap, win_tie_loss
 
     ns = best_of_n_sizes(config.eval_samples)
@@ -168,6 +172,12 @@ def summarize(evaluations: dict, config: PosttrainConfig, reference: str = REFER
                                               unbiased[name].standard_error.tolist())),
             "grouped_best_of_n": dict(zip(map(str, ns), grouped.mean.tolist())),
         }
+        if name != base:
+            moved = paired_bootstrap(ev["rewards"].mean(1), evaluations[base]["rewards"].mean(1),
+                                     n_resamples=config.bootstrap,
+                                     seed=child_seed(config.seed, "bootstrap base"))
+            entry["mean_reward_vs_base"] = {"diff": moved.mean_difference,
+                                            "ci_low": moved.ci_low, "ci_high": moved.ci_high}
         if name != reference:
             boot = paired_bootstrap(unbiased[name].per_prompt, against,
                                     n_resamples=config.bootstrap,
@@ -350,7 +360,8 @@ def run(args) -> int:
             trl_section = trl_run
             with open(cached, "w") as f:
                 json.dump(trl_section, f)
-        trl_section["summary"] = summarize(evaluations_trl, config, reference="trl_base")
+        trl_section["summary"] = summarize(evaluations_trl, config, reference="trl_base",
+                                           base="trl_base")
         timings["trl_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - clock["start"]
     results = {
