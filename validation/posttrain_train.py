@@ -104,7 +104,9 @@ def train(config: TrainConfig, initial: Policy, reward_model: RewardModel,
     generator = torch.Generator(device=device).manual_seed(config.seed)
     start, best, history = 0, None, []
     if checkpoint is not None and os.path.exists(checkpoint):
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        # on the CPU: the generator state must stay a CPU ByteTensor; load_state_dict copies
+        # weights and optimizer moments to their parameters' device
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if state["config"] != dataclasses.asdict(config):
             raise ValueError(f"checkpoint {checkpoint!r} was written for a different "
                              f"configuration ({state['config']}); remove it or use another "
