@@ -349,8 +349,11 @@ def run(args) -> int:
         if os.path.exists(cached):                       # keep its log once it finished
             with open(cached) as f:
                 trl_section = json.load(f)
-            names = ("trl_base", f"trl_{config.trl_rule}")
-            evaluations_trl = {name: evaluate(name, None) for name in names}
+            # its evaluations were cached before the log was written
+            evaluations_trl = {}
+            for name in ("trl_base", f"trl_{config.trl_rule}"):
+                with np.load(os.path.join(out, "eval", f"{name}.npz")) as data:
+                    evaluations_trl[name] = dict(data)
         else:
             trl_run = run_trl(rule=config.trl_rule, options=dict(RULES[config.trl_rule][1]),
                               splits=splits, corpus_prompts=task.corpus_prompts,

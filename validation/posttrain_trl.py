@@ -19,7 +19,7 @@ import os
 import torch
 from torch import nn
 
-from .posttrain_model import EOS, FIRST_CONTENT, SEP, VOCAB
+from .posttrain_model import EOS, SEP, VOCAB
 
 
 class CausalLMPolicy(nn.Module):
