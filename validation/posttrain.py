@@ -12,7 +12,12 @@ Pipeline, all from one ``--seed``, no downloads:
 3. every selected policy (and the base model) draws ``M = 256`` responses per held-out
    prompt; the report gives grouped and unbiased best-of-n for ``n ≤ 256``, the paired
    prompt bootstrap CI of each rule minus GRPO, win/tie/loss, mean response length, the KL
-   to the base model and mean reward.
+   to the base model, mean reward (with its paired CI against the base model) and how each
+   rule's advantages look on base-policy groups (scale, sparsity, correlation with GRPO);
+4. with ``--trl``, the same task through ``tailext.integrations.trl`` on a tiny Llama
+   (:mod:`validation.posttrain_trl`).
+
+Every piece is placed on ``--device`` (no hard-coded CPU); only the CPU path has been run.
 
 Outputs in ``--out``: ``posttrain.json`` (config, tailext version, seed, all numbers),
 ``posttrain.md`` (tables), ``posttrain_frontier.png``; ``checkpoints/`` and ``eval/`` hold

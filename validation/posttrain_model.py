@@ -135,7 +135,7 @@ def sample(policy: Policy, prompts: torch.Tensor, *, max_len: int,
 
 @torch.no_grad()
 def sequence_kl(policy: Policy, reference: Policy, prompts, responses) -> torch.Tensor:
-    """Exact per-sequence ``Σ_t KL(π(·|prefix_t) ‖ π_ref(·|prefix_t))`` along given responses.
+    """Exact per-sequence ``Σ_t KL(π(·|prefix_t) ‖ π_ref(·|prefix_t))`` along the responses.
 
     Each term is an exact KL between two categorical distributions (so ≥ 0); averaged over
     responses sampled from ``policy`` it is an unbiased estimate of the sequence-level

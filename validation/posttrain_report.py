@@ -69,7 +69,8 @@ def write_markdown(results: dict, path: str) -> None:
     if stats:
         lines += ["", f"## Advantages on base-policy groups of m = {training['group_size']} "
                   "(held-out samples)", "",
-                  "| rule | rms advantage | non-zero share | corr. with GRPO |", "|---|---|---|---|"]
+                  "| rule | rms advantage | non-zero share | corr. with GRPO |",
+                  "|---|---|---|---|"]
         for rule, st in stats.items():
             lines.append(f"| {results['rules'][rule]['label']} | {st['rms']:.3f} | "
                          f"{st['nonzero_share']:.2f} | {st['corr_with_grpo']:.2f} |")
