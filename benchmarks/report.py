@@ -11,7 +11,7 @@ Each benchmark runs as its own process (``bench_advantages.py``, ``bench_verl.py
 into the README unchanged except for heading levels. A benchmark that cannot run (verl not
 installed, a failure, a timeout) gets a line saying why, never a silently missing table.
 The validation run times are read from the JSON records of ``tailext validate`` found under
-``docs/figures`` and ``--validation-dirs``.
+``docs/`` and ``--validation-dirs``.
 """
 
 from __future__ import annotations
@@ -78,11 +78,20 @@ def demoted(markdown):
 
 
 def wall_seconds(record):
-    """A validation record's wall time: top-level ``wall_s`` or ``environment.wall_s``."""
-    for holder in (record, record.get("environment") or {}, record.get("timing") or {}):
-        if isinstance(holder, dict) and isinstance(holder.get("wall_s"), (int, float)):
-            return holder["wall_s"], holder.get("cpu_s")
+    """A validation record's ``(wall, cpu)`` seconds, wherever its writer put them."""
+    for holder in (record, record.get("environment"), record.get("timing")):
+        if not isinstance(holder, dict):
+            continue
+        for wall_key, cpu_key in (("wall_s", "cpu_s"), ("wall_seconds", "cpu_seconds")):
+            if isinstance(holder.get(wall_key), (int, float)):
+                return holder[wall_key], holder.get(cpu_key)
     return None, None
+
+
+def check_name(record):
+    """``tailext validate`` records name their check as ``check`` or ``tool``; else None."""
+    name = record.get("check") or record.get("tool")
+    return name.removeprefix("tailext validate ") if isinstance(name, str) else None
 
 
 def validation_times(directories):
@@ -94,10 +103,10 @@ def validation_times(directories):
                 record = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if not isinstance(record, dict) or "check" not in record:
+            if not isinstance(record, dict) or check_name(record) is None:
                 continue
             wall, cpu = wall_seconds(record)
-            rows.append({"check": record["check"], "quick": record.get("quick"),
+            rows.append({"check": check_name(record), "quick": record.get("quick"),
                          "complete": record.get("complete"), "wall_s": wall, "cpu_s": cpu,
                          "file": path.relative_to(ROOT).as_posix()
                          if path.is_relative_to(ROOT) else str(path)})
@@ -197,7 +206,7 @@ def main(argv=None):
                               else "not run", None)
             continue
         statuses[name] = run_benchmark(name, command, needs, args.timeout)
-    rows = validation_times([ROOT / "docs" / "figures", *args.validation_dirs])
+    rows = validation_times([ROOT / "docs", *args.validation_dirs])
     args.out.write_text(render(statuses, results, rows, args.quick) + "\n")
     print(f"[report] wrote {args.out}", file=sys.stderr)
     return 0 if all(status in ("ok", "collected from an earlier run") or
