@@ -21,6 +21,17 @@ from .estimators import (
 )
 from .prefix import cancellation_weights, prefix_sizes, tail_count
 from .rules import AdvantageRule, advantages, available_methods, get_rule, register_rule
+from .baselines import (  # importing registers the baseline rules
+    bon_max_mean,
+    bon_max_second,
+    bon_mean,
+    cat_bon,
+    chow_bon_rl,
+    grpo,
+    grpo_z,
+    maxk_loo1,
+    rloo,
+)
 
 __all__ = [
     "__version__",
@@ -29,17 +40,26 @@ __all__ = [
     "TailVector",
     "advantages",
     "available_methods",
+    "bon_max_mean",
+    "bon_max_second",
+    "bon_mean",
+    "cat_bon",
+    "chow_bon_rl",
     "cancellation_weights",
     "crossfit_gradient",
     "direct_gradient",
     "expected_max_normal",
     "get_rule",
+    "grpo",
+    "grpo_z",
     "kappa",
+    "maxk_loo1",
     "prefix_plan",
     "prefix_sizes",
     "prefix_tea_advantages",
     "prefix_tea_gradient",
     "register_rule",
+    "rloo",
     "shaped_reward",
     "tail_count",
     "tail_moments",

@@ -4,7 +4,8 @@ Layers (each calls only the one below it):
 
 * per-value: :func:`psi_value` — ψ(r; τ) for one reward;
 * per-group: :func:`select_top`, :func:`fit_row` — the tail vector of one group by
-  selection (O(m), no sort), with the scale floor;
+  selection (O(m), no sort), with the scale floor; :func:`fit_from_top` when the top ``k``
+  values are already known (the TEA/Prefix-TEA path selects them with numpy's partition);
 * batched: ``*_batch`` — parallel over groups with ``prange``; float64 in, float64 out.
 
 One prefix kernel serves TEA and Prefix-TEA, and one cross-fit kernel serves the direct,
@@ -80,32 +81,41 @@ def fit_row(x, n, k, floor_abs, floor_rel, buf):
     for i in range(n):
         buf[i] = x[i]
     select_top(buf, n, k)
-    start = n - k
-    h = buf[start]
-    # Sums run over deviations from a data value (h, then x[0]): with rewards far from zero
-    # (offset ≫ spread) this keeps the rounding error relative to the spread, not to the
-    # offset. The reference implementation shifts the same way.
+    return fit_from_top(buf[n - k:n], x, n, floor_abs, floor_rel)
+
+
+@njit(cache=True, inline="always")
+def mean_and_sd(values, n, ddof):
+    """Mean of ``values[:n]`` and ``sqrt(Σ (v − mean)² / (n − ddof))`` (two passes).
+
+    The first pass sums deviations from a data value (``values[0]``): for rewards far from
+    zero (offset ≫ spread) the rounding error then scales with the spread, not the offset.
+    The numpy reference shifts the same way.
+    """
+    origin = values[0]
     total = 0.0
-    for i in range(start, n):
-        total += buf[i] - h
-    mu = h + total / k
-    sq = 0.0
-    for i in range(start, n):
-        dev = buf[i] - mu
-        sq += dev * dev
-    s = np.sqrt(sq / k)
+    for i in range(n):
+        total += values[i] - origin
+    mean = origin + total / n
+    squares = 0.0
+    for i in range(n):
+        deviation = values[i] - mean
+        squares += deviation * deviation
+    return mean, np.sqrt(squares / (n - ddof))
+
+
+@njit(cache=True)
+def fit_from_top(top, x, n, floor_abs, floor_rel):
+    """Tail vector of ``x[:n]`` given ``top``, its ``k`` largest values in any order."""
+    k = top.shape[0]
+    h = top[0]
+    for i in range(1, k):
+        if top[i] < h:
+            h = top[i]
+    mu, s = mean_and_sd(top, k, 0)
     floor = floor_abs
     if floor_rel > 0.0:
-        origin = x[0]
-        total = 0.0
-        for i in range(n):
-            total += x[i] - origin
-        mean = origin + total / n
-        sq = 0.0
-        for i in range(n):
-            dev = x[i] - mean
-            sq += dev * dev
-        floor += floor_rel * np.sqrt(sq / n)
+        floor += floor_rel * mean_and_sd(x, n, 0)[1]
     if floor > s:
         s = floor
     return h, mu, s
@@ -153,28 +163,40 @@ def tea_raw_batch(rewards, k, floor_abs, floor_rel, inv_beta, kappa_n):
 
 
 @njit(cache=True, parallel=True)
-def prefix_tea_batch(rewards, sizes, tail_counts, weights, floor_abs, floor_rel, inv_beta,
-                     kappa_n):
+def prefix_tea_batch(rewards, tops, sizes, tail_counts, weights, floor_abs, floor_rel,
+                     inv_beta, kappa_n):
     """Prefix-TEA advantage (TEA when ``sizes = (m,)``, ``weights = (1,)``) → ``[B, m]``.
 
     ``c_i = Σ_j w_j (m / n_j) 1{i < n_j} ψ₊(r_i; τ̂(r[:n_j]))``, ``A_i = c_i − mean(c)``.
+    ``tops[b]`` holds, prefix after prefix, the ``k_j`` largest values of
+    ``rewards[b, :n_j]`` in any order, ``k_j = tail_counts[j]`` (found by the caller with
+    numpy's SIMD partition, several times faster than :func:`select_top` per row). ψ is
+    evaluated as in :func:`psi_value` with ``κ/(2s)`` hoisted out of the loop.
     """
     n_groups, m = rewards.shape
     out = np.empty((n_groups, m))
     for b in prange(n_groups):
         row = rewards[b]
-        buf = np.empty(m)
         combined = out[b]
         for i in range(m):
             combined[i] = 0.0
+        start = 0
         for j in range(sizes.shape[0]):
             n_j = sizes[j]
-            h, mu, s = fit_row(row, n_j, tail_counts[j], floor_abs, floor_rel, buf)
+            k_j = tail_counts[j]
+            h, mu, s = fit_from_top(tops[b, start:start + k_j], row, n_j, floor_abs,
+                                    floor_rel)
+            start += k_j
+            if s <= 0.0:  # ψ ≡ 0
+                continue
             factor = weights[j] * (m / n_j)
+            curvature = kappa_n / (2.0 * s)
             for i in range(n_j):
-                a = psi_value(row[i], h, mu, s, inv_beta, kappa_n)
-                if a > 0.0:
-                    combined[i] += factor * a
+                r = row[i]
+                if r >= h:
+                    a = (r - h) * (1.0 + curvature * (r + h - 2.0 * mu)) * inv_beta
+                    if a > 0.0:
+                        combined[i] += factor * a
         total = 0.0
         for i in range(m):
             total += combined[i]

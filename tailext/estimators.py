@@ -194,7 +194,11 @@ def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor
 def _prefix_advantages(batch, sizes, weights, settings):
     counts = np.array([tail_count(int(n), settings.tail_fraction) for n in sizes],
                       dtype=np.int64)
-    return _kernels.prefix_tea_batch(batch, np.asarray(sizes, dtype=np.int64), counts,
+    # The k largest of every prefix, side by side: numpy's partition is SIMD-accelerated
+    # and much faster than a scalar quickselect per row inside the kernel.
+    tops = np.concatenate([np.partition(batch[:, :n], n - k, axis=1)[:, n - k:]
+                           for n, k in zip(sizes, counts)], axis=1)
+    return _kernels.prefix_tea_batch(batch, tops, np.asarray(sizes, dtype=np.int64), counts,
                                      np.asarray(weights, dtype=np.float64),
                                      settings.floor_abs, settings.floor_rel,
                                      settings.inv_beta, settings.kappa)

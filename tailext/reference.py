@@ -11,6 +11,8 @@ validation, 1-D inputs and defaults.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .constants import kappa, tail_moments
@@ -26,6 +28,20 @@ __all__ = [
     "split_gradient",
     "prefix_tea_gradient",
     "prefix_tea",
+    "centred",
+    "group_std",
+    "grpo",
+    "grpo_z",
+    "rloo",
+    "bon_max_mean",
+    "bon_max_second",
+    "binomial_ratios",
+    "max_at_k_transformed",
+    "bon_mean",
+    "max_at_k_estimate",
+    "maxk_loo1",
+    "chow_bon_rl",
+    "cat_bon",
 ]
 
 
@@ -123,3 +139,157 @@ def prefix_tea(rewards, sizes, weights, tail_fraction, n_target, scale_floor=Non
         raw = tea_raw(rewards[:, :n_j], tail_fraction, n_target, scale_floor)
         combined[:, :n_j] += w_j * (m / n_j) * np.maximum(raw, 0.0)
     return combined - combined.mean(axis=1, keepdims=True)
+
+
+# --- Baseline advantage rules (BASELINES.md, MATH §6) -------------------------------------
+# Each takes validated ``[B, m]`` float64 rewards. Group means are taken after shifting by the
+# group maximum, ``r − r̄ = x − x̄`` with ``x = r − max(r)``, so that a group of equal rewards
+# gives exact zeros (and never ``tiny / (tiny + ε)``) whatever its magnitude.
+
+def centred(rewards):
+    """``r_i − r̄`` per group, computed as ``x − x̄`` with ``x = r − max(r)``."""
+    x = rewards - rewards.max(axis=1, keepdims=True)
+    return x - x.mean(axis=1, keepdims=True)
+
+
+def group_std(deviations, ddof):
+    """Group standard deviation with divisor ``m − ddof`` from ``centred(rewards)`` → ``[B, 1]``."""
+    squares = np.einsum("bm,bm->b", deviations, deviations)[:, None]
+    return np.sqrt(squares / (deviations.shape[1] - ddof))
+
+
+def grpo(rewards):
+    """GRPO: ``A_i = r_i − r̄``."""
+    return centred(rewards)
+
+
+def grpo_z(rewards, eps, ddof=0):
+    """GRPO-Z: ``A_i = (r_i − r̄) / (sd + ε)``, sd with divisor ``m − ddof``; 0 where sd+ε = 0."""
+    deviations = centred(rewards)
+    denominator = group_std(deviations, ddof) + eps
+    return deviations / np.where(denominator > 0, denominator, 1.0)
+
+
+def rloo(rewards):
+    """RLOO: ``A_i = r_i − mean_{j≠i} r_j = m/(m−1) · (r_i − r̄)``."""
+    m = rewards.shape[1]
+    return m / (m - 1) * centred(rewards)
+
+
+def bon_max_mean(rewards):
+    """BoN-max mean: ``A_{i*} = r_{i*} − r̄`` at the first maximum ``i*``, 0 elsewhere."""
+    best = rewards.argmax(axis=1)[:, None]
+    out = np.zeros_like(rewards)
+    np.put_along_axis(out, best, np.take_along_axis(centred(rewards), best, axis=1), axis=1)
+    return out
+
+
+def bon_max_second(rewards, normalize=False, eps=1e-6):
+    """BoN-max second: ``A_{i*} = r_(m) − r_(m−1)`` at the first maximum, 0 elsewhere.
+
+    ``normalize=True`` divides by the sample standard deviation plus ``ε`` (verl's
+    ``grpo_passk``).
+    """
+    best = rewards.argmax(axis=1)[:, None]
+    top_two = np.sort(rewards, axis=1)[:, -2:]
+    gap = top_two[:, 1:] - top_two[:, :1]
+    if normalize:
+        denominator = group_std(centred(rewards), 1) + eps
+        gap = gap / np.where(denominator > 0, denominator, 1.0)
+    out = np.zeros_like(rewards)
+    np.put_along_axis(out, best, gap, axis=1)
+    return out
+
+
+def binomial_ratios(n_max, r, denominator):
+    """``[C(j, r) / denominator for j = 0..n_max]``: exact integers, correctly rounded quotients.
+
+    ``C(j+1, r) = C(j, r) (j+1) / (j+1−r)`` is exact in Python integers.
+    """
+    values, current = [], 0
+    for j in range(n_max + 1):
+        current = 1 if j == r else (current * j // (j - r) if j > r else 0)
+        values.append(current / denominator)
+    return np.array(values)
+
+
+def max_at_k_transformed(rewards, k):
+    """``r̃_(i) = [C(i−1,k−1) r_(i) + Σ_{j>i} C(j−2,k−2) r_(j)] / C(m−1,k−1)``, unsorted.
+
+    Binomial ratios are exact Python-integer quotients (correctly rounded to float).
+    Returns ``r̃ − max(r)`` (``r̃`` is shift-equivariant), so equal rewards give zeros.
+    """
+    m = rewards.shape[1]
+    total = math.comb(m - 1, k - 1)
+    own = binomial_ratios(m - 1, k - 1, total)                         # C(i−1, k−1), i = 1..m
+    above = np.concatenate([[0.0], binomial_ratios(m - 2, k - 2, total)])  # C(i−2, k−2)
+    order = np.argsort(rewards, axis=1, kind="stable")
+    x = np.take_along_axis(rewards, order, axis=1) - rewards.max(axis=1, keepdims=True)
+    weighted = above * x
+    later = np.zeros_like(x)  # Σ_{j>i} above_j x_(j)
+    later[:, :-1] = np.cumsum(weighted[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    out = np.empty_like(x)
+    np.put_along_axis(out, order, own * x + later, axis=1)
+    return out
+
+
+def bon_mean(rewards, k, eps=1e-6):
+    """BoN mean (max@k): GRPO-Z (population sd, ``+ε``) of the transformed rewards ``r̃``."""
+    return grpo_z(max_at_k_transformed(rewards, k), eps, 0)
+
+
+def max_at_k_estimate(values, k):
+    """Unbiased max@k estimate ``ρ̂_k(x) = Σ_{i=k}^{n} C(i−1,k−1)/C(n,k) x_(i)`` of a 1-D array."""
+    n = values.shape[0]
+    weights = binomial_ratios(n - 1, k - 1, math.comb(n, k))  # C(i−1, k−1), i = 1..n
+    return float(weights @ np.sort(values))
+
+
+def maxk_loo1(rewards, k):
+    """``A_i = s_i − (k/m) ρ̂_{k−1}(r_{−i})`` (Walder & Karkhanis 2025), from its definition.
+
+    ``s_i = (k/m) r̃_i`` since ``C(m−1,k−1)/C(m,k) = k/m``; the leave-one-out estimate is
+    recomputed for every ``i`` (O(m² log m) per group).
+    """
+    m = rewards.shape[1]
+    shifted = rewards - rewards.max(axis=1, keepdims=True)  # A is shift-invariant
+    own = k / m * max_at_k_transformed(shifted, k)
+    out = np.empty_like(rewards)
+    for b in range(rewards.shape[0]):
+        for i in range(m):
+            out[b, i] = own[b, i] - k / m * max_at_k_estimate(np.delete(shifted[b], i), k - 1)
+    return out
+
+
+def chow_bon_rl(rewards, selected):
+    """Chow BoN-RL advantages for a given selection mask (``True`` = ``Sel``, else ``Cor``).
+
+    ``y*`` = first index of the maximum within ``Sel``, ``F̂ n_c = max(#{j∈Cor: r_j ≤ r*}, 1)``,
+    ``A_{y*} = m (r* − r̄)``, ``A_j = m (r* − r̄)(n_sel − 1)/(F̂ n_c) · 1{r_j ≤ r*}`` on ``Cor``.
+    """
+    m = rewards.shape[1]
+    n_select = selected.sum(axis=1, keepdims=True)
+    best = np.where(selected, rewards, -np.inf).argmax(axis=1)[:, None]
+    r_best = np.take_along_axis(rewards, best, axis=1)
+    gain = m * np.take_along_axis(centred(rewards), best, axis=1)  # m (r* − r̄)
+    below = ~selected & (rewards <= r_best)
+    count = np.maximum(below.sum(axis=1, keepdims=True), 1)
+    out = np.where(below, gain * (n_select - 1) / count, 0.0)
+    np.put_along_axis(out, best, gain, axis=1)
+    return out
+
+
+def cat_bon(rewards, n_target, eps=1e-4):
+    """CAT-BoN: ``A_i = w̃_i (r_i − r̄)/(sd_sample + ε)``, ``w̃ = w / mean(w)``, ``w_i = N q_i^{N−1}``.
+
+    ``q_i = (#{j : r_j < r_i} + 1)/(m + 1)`` (ties share the count); ``w`` is normalized in
+    log space so ``q^{N−1}`` cannot underflow to ``0/0``.
+    """
+    m = rewards.shape[1]
+    below = np.array([np.searchsorted(np.sort(row), row, side="left") for row in rewards])
+    log_weights = (n_target - 1) * np.log((below + 1.0) / (m + 1.0))
+    weights = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))
+    normalized = weights / weights.mean(axis=1, keepdims=True)
+    deviations = centred(rewards)
+    denominator = group_std(deviations, 1) + eps
+    return normalized * deviations / np.where(denominator > 0, denominator, 1.0)
