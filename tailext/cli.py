@@ -21,6 +21,8 @@ VALIDATIONS: dict[str, tuple[str, str]] = {
               "Theorems 1-2: fitted log-log slopes of bias and variance against m"),
     "lemmas": ("validation.lemmas",
                "Lemma 2 by finite differences and Lemma 1's exponential surrogate error"),
+    "posttrain": ("validation.posttrain",
+                  "toy torch post-training run: GRPO vs TEA best-of-n frontier"),
     "simulator": ("validation.simulator",
                   "every rule on an exact contextual bandit: best-of-n frontier, CIs vs GRPO, "
                   "oracle alignment"),
