@@ -85,14 +85,14 @@ def fit_row(x, n, k, floor_abs, floor_rel, buf):
 
 
 @njit(cache=True, inline="always")
-def mean_and_sd(values, n, ddof, origin=0.0):
+def mean_and_sd(values, n, ddof):
     """Mean of ``values[:n]`` and ``sqrt(Σ (v − mean)² / (n − ddof))`` (two passes).
 
-    The sum runs over deviations from ``origin``: with a data value as origin and values far
-    from zero (offset ≫ spread) the rounding error scales with the spread, not the offset.
-    The reference implementation shifts the same way (the tail fit: by the threshold, the
-    group sd: by the first reward).
+    The first pass sums deviations from a data value (``values[0]``): for rewards far from
+    zero (offset ≫ spread) the rounding error then scales with the spread, not the offset.
+    The numpy reference shifts the same way.
     """
+    origin = values[0]
     total = 0.0
     for i in range(n):
         total += values[i] - origin
@@ -112,10 +112,10 @@ def fit_from_top(top, x, n, floor_abs, floor_rel):
     for i in range(1, k):
         if top[i] < h:
             h = top[i]
-    mu, s = mean_and_sd(top, k, 0, h)
+    mu, s = mean_and_sd(top, k, 0)
     floor = floor_abs
     if floor_rel > 0.0:
-        floor += floor_rel * mean_and_sd(x, n, 0, x[0])[1]
+        floor += floor_rel * mean_and_sd(x, n, 0)[1]
     if floor > s:
         s = floor
     return h, mu, s

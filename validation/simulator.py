@@ -3,10 +3,11 @@
 Trains every registered rule of :data:`RULES` (GRPO, GRPO-Z, the test-time-aware baselines,
 TEA, Prefix-TEA) at ``m ∈ {16, 32, 64}`` with several seeds and a swept KL coefficient on
 two main scenarios of :mod:`validation.bandit` (homoscedastic: the issue's prototype; risky:
-a feature that widens the reward noise at a cost in mean). Per run the checkpoint and per
-(rule, m) the KL coefficient are chosen on validation prompts (exact top-10-of-32 mean); the
-exact best-of-n frontier ``n = 1, 2, 4, …, 512`` on held-out prompts is compared with GRPO by
-a paired prompt bootstrap and win/tie/loss. Also: the ``n_target`` ablation, a scenario
+a feature that widens the reward noise at a cost in mean). Per run the checkpoint is chosen
+on validation prompts (exact top-10-of-32 mean); the KL coefficient per (rule, m) either by
+the same metric (the paper's protocol) or, per deployment budget ``n``, by the exact
+validation ``V_n``. The exact best-of-n frontier ``n = 1, 2, 4, …, 512`` on held-out prompts
+is compared with GRPO by a paired prompt bootstrap and win/tie/loss under both protocols. Also: the ``n_target`` ablation, a scenario
 sweep (TEA vs GRPO where the effect is large and where it vanishes) and the
 oracle-alignment table (cosine of each rule's update with the exact best-of-128 gradient).
 Writes ``simulator.json``, ``simulator.md`` and ``frontier_<scenario>.png`` to ``--out``.
