@@ -32,9 +32,12 @@ from .baselines import (  # importing registers the baseline rules
     maxk_loo1,
     rloo,
 )
+from . import evaluation, oracle  # best-of-n evaluation (MATH §7) and oracle A* (MATH §8)
 
 __all__ = [
     "__version__",
+    "evaluation",
+    "oracle",
     "AdvantageRule",
     "PrefixPlan",
     "TailVector",

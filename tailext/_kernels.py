@@ -86,11 +86,17 @@ def fit_row(x, n, k, floor_abs, floor_rel, buf):
 
 @njit(cache=True, inline="always")
 def mean_and_sd(values, n, ddof):
-    """Mean of ``values[:n]`` and ``sqrt(Σ (v − mean)² / (n − ddof))`` (two passes)."""
+    """Mean of ``values[:n]`` and ``sqrt(Σ (v − mean)² / (n − ddof))`` (two passes).
+
+    The first pass sums deviations from a data value (``values[0]``): for rewards far from
+    zero (offset ≫ spread) the rounding error then scales with the spread, not the offset.
+    The numpy reference shifts the same way.
+    """
+    origin = values[0]
     total = 0.0
     for i in range(n):
-        total += values[i]
-    mean = total / n
+        total += values[i] - origin
+    mean = origin + total / n
     squares = 0.0
     for i in range(n):
         deviation = values[i] - mean

@@ -57,7 +57,7 @@ def as_score_batch(scores, reward_shape, was_1d: bool, name: str = "scores"):
     if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
                                        or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"`{name}` must be a real numeric array, got dtype {array.dtype}.")
-    expected = reward_shape[1:] if was_1d else reward_shape
+    expected = tuple(reward_shape)
     if array.ndim != len(expected) + 1 or array.shape[:-1] != tuple(expected):
         shape = "[m, d]" if was_1d else "[B, m, d]"
         raise ValueError(f"`{name}` must have shape {shape} = {tuple(expected)} + (d,) to "

@@ -14,7 +14,19 @@ import sys
 from ._version import __version__
 
 #: check name → (module, one-line help)
-VALIDATIONS: dict[str, tuple[str, str]] = {}
+VALIDATIONS: dict[str, tuple[str, str]] = {
+    "appendix-e": ("validation.appendix_e",
+                   "Appendix E diagnostic: bias/variance/MSE of TEA and Prefix-TEA vs Table 15"),
+    "rates": ("validation.rates",
+              "Theorems 1-2: fitted log-log slopes of bias and variance against m"),
+    "lemmas": ("validation.lemmas",
+               "Lemma 2 by finite differences and Lemma 1's exponential surrogate error"),
+    "posttrain": ("validation.posttrain",
+                  "toy torch post-training run: GRPO vs TEA best-of-n frontier"),
+    "simulator": ("validation.simulator",
+                  "every rule on an exact contextual bandit: best-of-n frontier, CIs vs GRPO, "
+                  "oracle alignment"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

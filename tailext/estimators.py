@@ -92,8 +92,11 @@ def tail_vector(rewards, *, tail_fraction=0.25, scale_floor=None) -> TailVector:
     --------
     >>> import numpy as np
     >>> from tailext import tail_vector
-    >>> tail_vector(np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]), tail_fraction=0.25)
+    >>> r = np.arange(8.0)
+    >>> tail_vector(r, tail_fraction=0.25, scale_floor=0.0)
     TailVector(threshold=6.0, mean=6.5, scale=0.5)
+    >>> round(tail_vector(r, tail_fraction=0.25).scale, 4)  # the default floor binds here
+    0.5632
     """
     batch, was_1d = as_reward_batch(rewards)
     settings = tail_settings_iv(tail_fraction, 2, scale_floor)
@@ -157,7 +160,7 @@ def shaped_reward(rewards, tail, *, tail_fraction=0.25, n_target=128):
     >>> from tailext import shaped_reward, tail_vector
     >>> r = np.arange(8.0)
     >>> psi = shaped_reward(r, tail_vector(r), tail_fraction=0.25, n_target=128)
-    >>> psi[:7].tolist() == [0.0] * 7 and psi[7] > 0
+    >>> bool(psi[:7].tolist() == [0.0] * 7 and psi[7] > 0)
     True
     """
     batch, was_1d = as_reward_batch(rewards)

@@ -58,10 +58,14 @@ def tail_vector(rewards, tail_fraction, scale_floor=None):
     k = tail_count(m, tail_fraction)
     top = np.sort(rewards, axis=1)[:, m - k:]  # the k largest values, ascending
     threshold = top[:, 0]
-    mean = top.mean(axis=1)
+    # Means are taken of deviations from a data value (the threshold; the first reward) so
+    # that rounding scales with the spread of the rewards, not with their offset.
+    mean = threshold + (top - threshold[:, None]).mean(axis=1)
     raw_scale = np.sqrt(((top - mean[:, None]) ** 2).mean(axis=1))
     absolute, relative = _floor_parameters(tail_fraction, scale_floor)
-    floor = absolute + relative * rewards.std(axis=1)
+    origin = rewards[:, :1]
+    group_mean = origin + (rewards - origin).mean(axis=1, keepdims=True)
+    floor = absolute + relative * np.sqrt(((rewards - group_mean) ** 2).mean(axis=1))
     return threshold, mean, np.maximum(raw_scale, floor)
 
 

@@ -54,12 +54,17 @@ class AdvantageRule:
     properties: frozenset = field(default_factory=frozenset)
     formula: str = ""
 
-    def __call__(self, rewards, **options):
+    def check_options(self, options) -> None:
+        """Raise ``TypeError`` naming the accepted options if ``options`` has a key the rule
+        does not accept (lets a trainer reject a bad configuration before the first step)."""
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             allowed = ", ".join(sorted(self.options)) or "none"
             raise TypeError(f"method {self.name!r} got unknown option(s) {unknown}; "
                             f"accepted options: {allowed}.")
+
+    def __call__(self, rewards, **options):
+        self.check_options(options)
         return self.function(rewards, **options)
 
 

@@ -322,11 +322,19 @@ def _group_codes_iv(group_ids, n_samples, device):
     if ids.ndim != 1 or ids.shape[0] != n_samples:
         raise ValueError(f"`group_ids` must have shape ({n_samples},) like `scores`, got "
                          f"{ids.shape}.")
+    # Codes by first appearance through a dict: O(bs) hashing. np.unique sorts, and on the
+    # object arrays of strings trainers pass (verl's uid) that sort compares Python objects,
+    # which cost more than the whole advantage computation.
+    keys = ids.tolist()
+    code_of = {}
     try:
-        distinct, codes = np.unique(ids, return_inverse=True)
-    except TypeError:  # unorderable objects: group by identity of their string form
-        distinct, codes = np.unique(ids.astype(str), return_inverse=True)
-    return torch.as_tensor(codes.reshape(-1), device=device), distinct
+        codes = np.fromiter((code_of.setdefault(key, len(code_of)) for key in keys),
+                            dtype=np.int64, count=len(keys))
+    except TypeError:  # unhashable ids: group by their string form
+        code_of = {}
+        codes = np.fromiter((code_of.setdefault(str(key), len(code_of)) for key in keys),
+                            dtype=np.int64, count=len(keys))
+    return torch.as_tensor(codes, device=device), list(code_of)
 
 
 @torch.no_grad()

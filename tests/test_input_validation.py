@@ -1,0 +1,91 @@
+"""Every bad input of the core API gets a clear error (one test per message)."""
+
+import numpy as np
+import pytest
+
+import tailext
+
+GOOD = np.random.default_rng(0).normal(size=(3, 16))
+SCORES = np.ones((3, 16, 2))
+
+
+def _with(row, col, value):
+    bad = GOOD.copy()
+    bad[row, col] = value
+    return bad
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: tailext.tea_advantages(_with(2, 5, np.nan)), ValueError,
+     r"non-finite reward nan in row 2 of `rewards` \(column 5\)"),
+    (lambda: tailext.tea_advantages(_with(0, 1, np.inf)), ValueError,
+     r"non-finite reward inf in row 0"),
+    (lambda: tailext.tea_advantages(np.array([1.0, np.nan, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])),
+     ValueError, r"non-finite reward nan in rewards\[1\]"),
+    (lambda: tailext.tea_advantages(np.zeros((2, 3, 4))), ValueError, "must be 1-D"),
+    (lambda: tailext.tea_advantages(np.zeros((0, 8))), ValueError, "must not be empty"),
+    (lambda: tailext.tea_advantages([]), ValueError, "must not be empty"),
+    (lambda: tailext.tea_advantages(np.array(["a", "b"])), TypeError, "real numeric array"),
+    (lambda: tailext.tea_advantages(np.ones(8, dtype=bool)), TypeError, "real numeric array"),
+    (lambda: tailext.tea_advantages(GOOD, tail_fraction=0.0), ValueError,
+     r"open interval \(0, 1\)"),
+    (lambda: tailext.tea_advantages(GOOD, tail_fraction=1.0), ValueError,
+     r"open interval \(0, 1\)"),
+    (lambda: tailext.tea_advantages(GOOD, tail_fraction=True), TypeError, "got a bool"),
+    (lambda: tailext.tea_advantages(GOOD, n_target=1), ValueError, "`n_target` must be >= 2"),
+    (lambda: tailext.tea_advantages(GOOD, n_target=2.5), TypeError,
+     "`n_target` must be an integer"),
+    (lambda: tailext.tea_advantages(GOOD, tail_fraction=0.05), ValueError,
+     r"group size m=16 is too small for tail_fraction=0.05.*use m >= 21"),
+    (lambda: tailext.tea_advantages(GOOD[:, :4]), ValueError,
+     r"group size m=4 is too small.*use m >= 5"),
+    (lambda: tailext.tea_advantages(GOOD, scale_floor=-1.0), ValueError,
+     "`scale_floor` must be a finite number >= 0"),
+    (lambda: tailext.tea_advantages(GOOD, scale_floor=np.nan), ValueError,
+     "`scale_floor` must be a finite number >= 0"),
+    (lambda: tailext.tea_advantages(GOOD, scale_floor="x"), TypeError,
+     "`scale_floor` must be None or a real number"),
+    (lambda: tailext.prefix_tea_advantages(GOOD[:, :12]), ValueError,
+     r"smallest prefix \(n_1=4\) keeps ceil\(beta\*n_1\)=1 < 2"),
+    (lambda: tailext.prefix_tea_advantages(GOOD[:, :8]), ValueError,
+     r"prefix sizes \[4, 8, 8\] are not distinct"),
+    (lambda: tailext.direct_gradient(GOOD, np.ones((3, 15, 2))), ValueError,
+     r"`scores` must have shape \[B, m, d\] = \(3, 16\) \+ \(d,\)"),
+    (lambda: tailext.direct_gradient(GOOD[0], np.ones((16,))), ValueError,
+     r"`scores` must have shape \[m, d\]"),
+    (lambda: tailext.direct_gradient(GOOD, np.ones((3, 16, 0))), ValueError,
+     "at least one column"),
+    (lambda: tailext.direct_gradient(GOOD, np.full((3, 16, 2), np.nan)), ValueError,
+     r"non-finite score nan at `scores` index \(0, 0, 0\)"),
+    (lambda: tailext.crossfit_gradient(GOOD, GOOD[:, :8], SCORES[:, :8]), ValueError,
+     "`fit_rewards` and `eval_rewards` must have the same shape"),
+    (lambda: tailext.prefix_tea_gradient(np.ones((2, 256)), np.ones((2, 256, 1)),
+                                         symmetric="yes"), TypeError,
+     "`symmetric` must be a bool"),
+    (lambda: tailext.shaped_reward(GOOD, tailext.TailVector(np.zeros(2), np.zeros(3),
+                                                            np.ones(3))), ValueError,
+     r"tail.threshold must have shape \(3,\)"),
+    (lambda: tailext.shaped_reward(GOOD, tailext.TailVector(0.0, 0.0, -1.0)), ValueError,
+     "tail.scale must be >= 0"),
+    (lambda: tailext.shaped_reward(GOOD, (1.0,)), TypeError, "must be a TailVector"),
+    (lambda: tailext.advantages(GOOD, method="nope"), ValueError,
+     "unknown advantage method 'nope'; available: .*tea"),
+    (lambda: tailext.advantages(GOOD, method="tea", tail_frac=0.2), TypeError,
+     r"method 'tea' got unknown option\(s\) \['tail_frac'\]; accepted options: n_target"),
+])
+def test_error_messages(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_register_rule_rejects_duplicates_and_unknown_properties():
+    with pytest.raises(ValueError, match="already registered"):
+        tailext.register_rule("tea")(lambda rewards: rewards)
+    with pytest.raises(ValueError, match="unknown properties"):
+        tailext.register_rule("x", properties={"fast"})
+
+
+def test_integer_rewards_are_accepted():
+    r = np.arange(16).reshape(2, 8)
+    np.testing.assert_array_equal(tailext.tea_advantages(r),
+                                  tailext.tea_advantages(r.astype(float)))

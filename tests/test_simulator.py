@@ -1,0 +1,153 @@
+"""Tests of the exact bandit simulator (validation/bandit*.py, validation/simulator*.py)."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from tailext.cli import main
+from tailext.evaluation import best_of_n_from_cdf
+from validation import simulator_runs
+from validation.bandit import (Scenario, cdf, kl_divergence, kl_gradient, make_prompts,
+                               policy, sample, top_k_of_n_mean)
+from validation.bandit_training import Adam, TrainConfig, train_cell
+
+
+def test_inverse_cdf_sampling_matches_probabilities():
+    rng = np.random.default_rng(0)
+    p = np.array([[0.1, 0.0, 0.5, 0.4], [0.25, 0.25, 0.25, 0.25]])
+    draws = sample(cdf(p), rng.random((2, 200_000)))
+    freq = np.stack([np.bincount(row, minlength=4) / row.size for row in draws])
+    # Binomial SE of each frequency; 4 SE bound (8 cells).
+    assert np.all(np.abs(freq - p) <= 4 * np.sqrt(p * (1 - p) / 200_000) + 1e-12)
+    assert freq[0, 1] == 0.0  # a zero-probability candidate is never drawn
+
+
+@pytest.mark.parametrize("n, k", [(1, 1), (3, 1), (4, 2), (5, 3), (4, 4)])
+def test_top_k_of_n_mean_equals_enumeration_of_all_draws(n, k):
+    rewards = np.array([[-1.0, 0.5, 0.5, 3.0], [-2.0, -1.0, 0.0, 1.0]])
+    probs = np.array([[0.05, 0.15, 0.2, 0.6], [0.7, 0.1, 0.15, 0.05]])  # both G branches
+    expected = [sum(np.prod(p[list(t)]) * np.sort(r[list(t)])[n - k:].mean()
+                    for t in itertools.product(range(4), repeat=n))
+                for r, p in zip(rewards, probs)]
+    got = top_k_of_n_mean(rewards, cdf(probs), n, k)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    if k == 1:
+        np.testing.assert_allclose(got, best_of_n_from_cdf(rewards, cdf(probs), [n])[:, 0],
+                                   rtol=1e-12)
+
+
+def test_top_10_of_32_handles_probabilities_at_zero_and_one():
+    rewards = np.array([[0.0, 1.0, 2.0]])
+    point_mass = top_k_of_n_mean(rewards, cdf(np.array([[0.0, 1.0, 0.0]])), 32, 10)
+    assert point_mass[0] == pytest.approx(1.0, abs=1e-14)
+
+
+def test_policy_stack_equals_one_policy_at_a_time_and_kl_gradient_is_exact():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(3, 50, 4))
+    thetas = rng.normal(size=(5, 4))
+    probs, mean = policy(thetas, features)  # [3, 5, 50], [3, 5, 4]
+    for l, theta in enumerate(thetas):
+        p1, m1 = policy(theta, features)
+        np.testing.assert_allclose(probs[:, l], p1, rtol=1e-12)
+        np.testing.assert_allclose(mean[:, l], m1, rtol=1e-12, atol=1e-14)
+        grad = kl_gradient(theta, features, p1, m1)
+        grad_stack = kl_gradient(thetas, features, probs, mean)[:, l]
+        np.testing.assert_allclose(grad, grad_stack, rtol=1e-10, atol=1e-13)
+        h = 1e-6
+        numeric = np.array([(kl_divergence(policy(theta + h * e, features)[0])
+                             - kl_divergence(policy(theta - h * e, features)[0])) / (2 * h)
+                            for e in np.eye(4)]).T
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+    assert np.allclose(probs.sum(axis=-1), 1.0)
+
+
+def test_adam_first_step_is_learning_rate_times_gradient_sign():
+    # Bias correction makes m̂ = g and v̂ = g² at t = 1, so the step is lr·g/(|g| + eps).
+    grad = np.array([[3.0, -0.5, 0.0]])
+    step = Adam(grad.shape, 0.1, eps=1e-8).step(np.zeros_like(grad), grad)
+    np.testing.assert_allclose(step, 0.1 * grad / (np.abs(grad) + 1e-8), rtol=1e-15)
+
+
+@pytest.mark.slow  # importing torch takes ~20 s on the shared machine
+def test_adam_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    target, start = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    params = start.copy()
+    adam = Adam(params.shape, 0.1)
+    t = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([t], lr=0.1, maximize=True)
+    for _ in range(25):
+        params = adam.step(params, -(params - target))  # ascent on −|θ − target|²/2
+        opt.zero_grad()
+        (-0.5 * ((t - torch.tensor(target)) ** 2).sum()).backward()
+        opt.step()
+    np.testing.assert_allclose(params, t.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_prompts_are_sorted_reproducible_and_the_initial_best_of_one_is_the_mean():
+    scenario = Scenario("t", gamma=0.5, rho=0.5, n_candidates=64, n_features=3)
+    a = make_prompts(scenario, 5, np.random.default_rng(3))
+    b = make_prompts(scenario, 5, np.random.default_rng(3))
+    np.testing.assert_array_equal(a.rewards, b.rewards)
+    assert np.all(np.diff(a.rewards, axis=1) >= 0)
+    uniform = np.full(a.rewards.shape, 1 / 64)
+    np.testing.assert_allclose(best_of_n_from_cdf(a.rewards, cdf(uniform), [1])[:, 0],
+                               a.rewards.mean(axis=1), rtol=1e-12, atol=1e-12)
+
+
+def test_training_is_reproducible_and_improves_validation():
+    scenario = Scenario("t", n_candidates=128, n_features=4)
+    rng = np.random.default_rng(4)
+    train, val = make_prompts(scenario, 64, rng), make_prompts(scenario, 16, rng)
+    config = TrainConfig(steps=20, batch_prompts=8, eval_every=5, kl_coefs=(0.1, 1.0))
+    first = train_cell(train, val, "tea", 16, [0, 1], config, n_target=64, master_seed=0)
+    again = train_cell(train, val, "tea", 16, [0, 1], config, n_target=64, master_seed=0)
+    np.testing.assert_array_equal(first.selected_theta, again.selected_theta)
+    assert first.validation_curve.shape == (4, 5)
+    # Selection keeps the best checkpoint, which beats the initial (uniform) policy here.
+    assert np.all(first.best_validation >= first.validation_curve[:, 0])
+    assert np.all(first.best_validation > first.validation_curve[:, 0] + 0.05)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("simulator")
+    status = main(["validate", "simulator", "--out", str(out), "--quick", "--no-progress"])
+    return status, out, json.loads((out / "simulator.json").read_text())
+
+
+def test_quick_simulator_run_passes_its_checks_and_writes_outputs(quick_run):
+    status, out, record = quick_run
+    assert status == 0 and record["complete"]
+    assert all(check["passed"] for check in record["checks"].values())
+    assert record["seed"] == 0 and record["version"] and record["config"]["group_sizes"] == [16]
+    assert (out / "simulator.md").exists() and (out / "frontier_risky.png").exists()
+    for cell in record["cells"]:
+        # The exact best-of-n value can only grow with n.
+        assert np.all(np.diff(cell["frontier"]) >= -1e-12)
+    for comp in record["comparisons"]:
+        assert np.all(np.array(comp["ci_low"]) <= np.array(comp["difference"]))
+        assert np.all(np.array(comp["difference"]) <= np.array(comp["ci_high"]))
+    exact = record["alignment"]["risky"]["cosine"]["oracle_exact"]
+    assert all(-1.0 <= v["mean"] <= 1.0 for v in exact.values())
+
+
+def test_interrupted_run_keeps_finished_cells(tmp_path, monkeypatch):
+    calls = []
+    real = simulator_runs.run_cell
+
+    def interrupt_second(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(simulator_runs, "run_cell", interrupt_second)
+    status = main(["validate", "simulator", "--out", str(tmp_path), "--quick",
+                   "--no-progress", "--steps", "5"])
+    record = json.loads((tmp_path / "simulator.json").read_text())
+    assert status == 130 and not record["complete"] and len(record["cells"]) == 1

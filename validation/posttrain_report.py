@@ -1,0 +1,146 @@
+"""Markdown tables and the frontier plot of ``tailext validate posttrain`` (from its JSON)."""
+
+from __future__ import annotations
+
+#: best-of-n columns of the difference table (the high-n end is the paper's claim)
+HEADLINE_NS = ("1", "16", "64", "128", "256")
+
+
+def _label(results, name):
+    return "base (pretrained)" if name == "base" else results["rules"][name]["label"]
+
+
+def write_markdown(results: dict, path: str) -> None:
+    """Frontier, difference-vs-GRPO and diagnostics tables."""
+    ns = [str(n) for n in results["ns"]]
+    entries = {"base": results["base"], **results["rules"]}
+    cfg = results["config"]
+    training = cfg["training"]
+    lines = [
+        "# Post-training validation: toy GRU policy, frozen reward model",
+        "",
+        f"tailext {results['tailext_version']}, seed {results['seed']}, device "
+        f"{results['device']}, m = {training['group_size']}, {training['steps']} steps x "
+        f"{training['prompts_per_step']} prompts, KL coef {training['kl_coef']}, lr "
+        f"{training['lr']}; "
+        f"{cfg['n_test_prompts']} held-out prompts x M = {cfg['eval_samples']} samples. "
+        f"Wall time of this invocation {results['wall_time_s']['total_s']:.0f} s "
+        f"(1-min load average at the end: {results['machine']['load_average_1m']:.1f} on "
+        f"{results['machine']['cpu_count']} cores; shared machine, times are inflated).",
+        "",
+        "## Unbiased best-of-n (mean over held-out prompts)",
+        "",
+        "| policy | step | " + " | ".join(f"bo{n}" for n in ns) + " |",
+        "|---|---|" + "---|" * len(ns),
+    ]
+    for name, e in entries.items():
+        step = "–" if name == "base" else str(e["best_step"])
+        lines.append(f"| {_label(results, name)} | {step} | "
+                     + " | ".join(f"{e['unbiased_best_of_n'][n]:.3f}" for n in ns) + " |")
+    lines += ["", "## Grouped best-of-n (consecutive groups of the M samples)", "",
+              "| policy | " + " | ".join(f"bo{n}" for n in ns) + " |",
+              "|---|" + "---|" * len(ns)]
+    for name, e in entries.items():
+        lines.append(f"| {_label(results, name)} | "
+                     + " | ".join(f"{e['grouped_best_of_n'][n]:.3f}" for n in ns) + " |")
+    heads = [n for n in HEADLINE_NS if n in ns]
+    lines += ["", "## Difference to GRPO (unbiased best-of-n; paired prompt bootstrap 95% CI; "
+              "win/tie/loss over prompts)", "",
+              "| policy | " + " | ".join(f"Δbo{n} [CI]" for n in heads)
+              + f" | W/T/L bo{heads[-1]} |",
+              "|---|" + "---|" * (len(heads) + 1)]
+    for name, e in entries.items():
+        if "vs_grpo" not in e:
+            continue
+        vs = e["vs_grpo"]
+        cells = [f"{vs[n]['diff']:+.3f} [{vs[n]['ci_low']:+.3f}, {vs[n]['ci_high']:+.3f}]"
+                 for n in heads]
+        last = vs[heads[-1]]
+        lines.append(f"| {_label(results, name)} | " + " | ".join(cells)
+                     + f" | {last['win']}/{last['tie']}/{last['loss']} |")
+    lines += ["", "## Diagnostics", "",
+              "| policy | mean reward | mean length | KL to base (nats/seq) | val score |",
+              "|---|---|---|---|---|"]
+    for name, e in entries.items():
+        val = "–" if name == "base" else f"{e['best_val_score']:.3f}"
+        lines.append(f"| {_label(results, name)} | {e['mean_reward']:.3f} | "
+                     f"{e['mean_length']:.2f} | {e['kl_to_base']:.3f} | {val} |")
+    stats = results.get("advantage_statistics")
+    if stats:
+        lines += ["", f"## Advantages on base-policy groups of m = {training['group_size']} "
+                  "(held-out samples)", "",
+                  "| rule | rms advantage | non-zero share | corr. with GRPO |",
+                  "|---|---|---|---|"]
+        for rule, st in stats.items():
+            lines.append(f"| {results['rules'][rule]['label']} | {st['rms']:.3f} | "
+                         f"{st['nonzero_share']:.2f} | {st['corr_with_grpo']:.2f} |")
+    lines += trl_markdown(results)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def write_plot(results: dict, path: str) -> None:
+    """Left: unbiased best-of-n frontier; right: difference to GRPO with its bootstrap CI."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = results["ns"]
+    entries = {"base": results["base"], **results["rules"]}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, (name, e) in enumerate(entries.items()):
+        # one colour per policy in both panels (the right one has no GRPO line)
+        style = dict(linestyle=":", color="grey") if name == "base" else dict(color=f"C{i - 1}")
+        left.plot(ns, [e["unbiased_best_of_n"][str(n)] for n in ns], marker="o", ms=3,
+                  label=_label(results, name), **style)
+        if "vs_grpo" in e:
+            vs = e["vs_grpo"]
+            right.plot(ns, [vs[str(n)]["diff"] for n in ns], marker="o", ms=3,
+                       label=_label(results, name), **style)
+            right.fill_between(ns, [vs[str(n)]["ci_low"] for n in ns],
+                               [vs[str(n)]["ci_high"] for n in ns], alpha=0.15,
+                               color=style["color"])
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("n (best-of-n at deployment)")
+        ax.grid(alpha=0.3)
+    left.set_ylabel("expected best-of-n reward")
+    right.set_ylabel("difference to GRPO (95% paired bootstrap CI)")
+    right.axhline(0.0, color="black", lw=0.8)
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.suptitle(f"toy post-training, m = {results['config']['training']['group_size']}, "
+                 f"seed {results['seed']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def trl_markdown(results: dict) -> list[str]:
+    """Lines of the TRL section: base vs trained tiny Llama, and the per-step TRL log."""
+    trl = results.get("trl")
+    if not trl:
+        return []
+    summary = trl["summary"]
+    trained = summary[f"trl_{trl['rule']}"]
+    ns = [n for n in HEADLINE_NS if n in trained["vs_trl_base"]]
+    lines = ["", f"## TRL integration: tiny Llama, `TailextGRPOTrainer(advantage_method="
+             f"{trl['rule']!r})`, {trl['steps']} steps (trl {trl['trl_version']}, "
+             f"transformers {trl['transformers_version']})", "",
+             "| policy | mean reward | mean length | KL to base | "
+             + " | ".join(f"bo{n}" for n in ns) + " |",
+             "|---|---|---|---|" + "---|" * len(ns)]
+    for name, e in summary.items():
+        lines.append(f"| {name} | {e['mean_reward']:.3f} | {e['mean_length']:.2f} | "
+                     f"{e['kl_to_base']:.3f} | "
+                     + " | ".join(f"{e['unbiased_best_of_n'][n]:.3f}" for n in ns) + " |")
+    vs = trained["vs_trl_base"]
+    lines += ["", "Trained minus base (paired bootstrap 95% CI): "
+              + "; ".join(f"bo{n} {vs[n]['diff']:+.3f} [{vs[n]['ci_low']:+.3f}, "
+                          f"{vs[n]['ci_high']:+.3f}]" for n in ns) + "."]
+    if trl["log"]:
+        first, last = trl["log"][0], trl["log"][-1]
+        lines.append(f"TRL's logged batch reward: step {first.get('step', 1)} "
+                     f"{first['reward']:.3f} → step {last.get('step', len(trl['log']))} "
+                     f"{last['reward']:.3f}.")
+    return lines

@@ -1,0 +1,149 @@
+"""The post-training task run through TRL: ``TailextGRPOTrainer`` on a tiny Llama built in code.
+
+Same prompts, corpus and frozen reward model as :mod:`validation.posttrain`; the policy is a
+randomly initialised ``transformers.LlamaForCausalLM`` whose vocabulary *is* the task's (a
+word-level tokenizer maps token id ``i`` to the word ``w{i}``; ``<eos>`` and ``<sep>`` keep ids
+``EOS`` and ``SEP``), fitted to the same corpus with the same :func:`pretrain`, then trained by
+``tailext.integrations.trl.TailextGRPOTrainer`` with one tailext rule. The base and trained
+models are evaluated with the same sampler and best-of-n code as the torch run, through
+:class:`CausalLMPolicy`. No downloads (``HF_HUB_OFFLINE=1``).
+
+TRL seeds the global RNGs (``transformers.set_seed``) inside ``train()``; the run restores
+the torch global RNG state afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from .posttrain_model import EOS, SEP, VOCAB
+
+
+class CausalLMPolicy(nn.Module):
+    """A Hugging Face causal LM behind :class:`~validation.posttrain_model.Policy`'s interface.
+
+    ``forward(tokens, state) -> (logits, state)`` where ``state`` is the token prefix seen so
+    far (no KV cache: sequences are ~17 tokens, recomputing them is cheaper than the cache
+    bookkeeping), so :func:`~validation.posttrain_model.sample`, ``response_logprobs`` and
+    ``pretrain`` work unchanged.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, state=None):
+        seen = tokens if state is None else torch.cat([state, tokens], dim=1)
+        logits = self.model(input_ids=seen).logits[:, -tokens.shape[1]:]
+        return logits, seen
+
+
+def _word(token: int) -> str:
+    return {EOS: "<eos>", SEP: "<sep>"}.get(token, f"w{token}")
+
+
+def task_tokenizer():
+    """Word-level tokenizer whose ids are the task's token ids (``<eos>`` doubles as pad)."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {_word(i): i for i in range(VOCAB)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<sep>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="<eos>", pad_token="<eos>", unk_token="<sep>")
+
+
+def tiny_llama(seed: int):
+    """A 2-layer, 32-wide ``LlamaForCausalLM`` over the task vocabulary, seeded init."""
+    import transformers
+
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+        pad_token_id=EOS, eos_token_id=EOS, bos_token_id=None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return transformers.LlamaForCausalLM(config)
+
+
+def prompt_text(prompt) -> str:
+    """``"w5 w9 w3 w7 <sep>"``: the prompt followed by the separator, as TRL's prompt."""
+    return " ".join(_word(int(t)) for t in prompt) + " <sep>"
+
+
+class TaskReward:
+    """TRL reward function: the frozen reward model on ``(prompt ids, completion ids)``."""
+
+    __name__ = "toy_reward_model"
+
+    def __init__(self, reward_model, *, max_len: int):
+        self.reward_model = reward_model
+        self.max_len = max_len
+
+    def __call__(self, prompts, completions, completion_ids, **kwargs):
+        device = self.reward_model.calibration.device
+        parsed = [[int(w[1:]) for w in text.split() if w.startswith("w")] for text in prompts]
+        responses = torch.full((len(completion_ids), self.max_len), EOS, dtype=torch.long)
+        for row, ids in enumerate(completion_ids):
+            ids = [int(t) for t in ids][: self.max_len]
+            responses[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return self.reward_model(torch.tensor(parsed, device=device),
+                                 responses.to(device)).tolist()
+
+
+def run_trl(*, rule: str, options: dict, splits, corpus_prompts, corpus, reward_model,
+            config, out: str, device, evaluate) -> dict:
+    """Pretrain a tiny Llama, train it with ``TailextGRPOTrainer(rule)``, evaluate both.
+
+    ``evaluate(name, policy, reference)`` is the torch run's held-out evaluation; the
+    returned dict holds the per-step TRL log and both evaluations' raw arrays.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import copy
+
+    import transformers
+    import trl
+    from datasets import Dataset
+
+    from tailext.integrations.trl import TailextGRPOTrainer
+
+    from .posttrain import child_seed
+    from .posttrain_corpus import pretrain
+
+    training = config.training
+    llama = tiny_llama(child_seed(config.seed, "trl init")).to(device)
+    pretrain(CausalLMPolicy(llama), corpus_prompts, corpus, steps=config.pretrain_steps,
+             batch_size=config.pretrain_batch, lr=config.pretrain_lr,
+             seed=child_seed(config.seed, "trl pretrain"))
+    base = CausalLMPolicy(copy.deepcopy(llama)).eval().requires_grad_(False)
+    # TRL builds its KL reference model from the policy's path: hand it a local directory
+    base_path = os.path.join(out, "trl", "base_model")
+    llama.save_pretrained(base_path)
+    dataset = Dataset.from_dict({"prompt": [prompt_text(p) for p in splits["train"].tolist()]})
+    args = trl.GRPOConfig(
+        output_dir=os.path.join(out, "trl"), num_generations=training.group_size,
+        per_device_train_batch_size=config.trl_prompts_per_step * training.group_size,
+        max_completion_length=training.max_len, max_steps=config.trl_steps,
+        learning_rate=training.lr, beta=training.kl_coef, temperature=1.0, logging_steps=1,
+        report_to="none", save_strategy="no", use_cpu=torch.device(device).type == "cpu",
+        bf16=False, seed=child_seed(config.seed, "trl train") % 2 ** 31,
+        dataloader_num_workers=0)
+    trainer = TailextGRPOTrainer(
+        model=base_path, reward_funcs=TaskReward(reward_model, max_len=training.max_len),
+        args=args, train_dataset=dataset, processing_class=task_tokenizer(),
+        advantage_method=rule, advantage_options=options)
+    with torch.random.fork_rng(devices=[]):
+        trainer.train()
+    trained = CausalLMPolicy(trainer.model).eval().requires_grad_(False)
+    log = [{k: v for k, v in entry.items() if k in ("step", "reward", "reward_std", "kl",
+                                                    "loss")}
+           for entry in trainer.state.log_history if "reward" in entry]
+    return {"rule": rule, "options": options, "steps": config.trl_steps,
+            "trl_version": trl.__version__, "transformers_version": transformers.__version__,
+            "log": log,
+            "evaluations": {"trl_base": evaluate("trl_base", base, base),
+                            f"trl_{rule}": evaluate(f"trl_{rule}", trained, base)}}

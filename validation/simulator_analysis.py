@@ -1,0 +1,47 @@
+"""Paired comparisons of every trained cell with GRPO on the same scenario and ``m``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tailext.evaluation import paired_bootstrap, win_tie_loss
+
+from .simulator import BASELINE
+
+#: KL-selection protocols compared (see :func:`validation.simulator_runs.run_cell`).
+PROTOCOLS = ("top10of32", "kl_per_n")
+
+
+def analyse(record, per_prompt, config) -> dict:
+    """Paired prompt bootstrap and win/tie/loss of each cell against the GRPO cell.
+
+    For each KL-selection protocol (:data:`PROTOCOLS`), per test prompt the exact ``V_n``
+    is averaged over seeds; the bootstrap resamples prompts (``config.bootstrap_resamples``,
+    seeded by ``config.seed``). ``seed_se`` is the standard error over seeds of the
+    prompt-mean difference: training-seed noise, which the prompt bootstrap does not see.
+    """
+    comparisons = []
+    for cell in record["cells"]:
+        key = (cell["scenario"], cell["rule"], cell["m"], cell["n_target"])
+        base_key = (cell["scenario"], BASELINE, cell["m"], config.n_target)
+        if key == base_key or per_prompt.get(key) is None or per_prompt.get(base_key) is None:
+            continue
+        for protocol in PROTOCOLS:
+            comparisons.append(dict(
+                scenario=cell["scenario"], rule=cell["rule"], m=cell["m"],
+                n_target=cell["n_target"], protocol=protocol, n=list(config.frontier),
+                **_compare(per_prompt[key][protocol], per_prompt[base_key][protocol],
+                           config)))
+    return {"comparisons": comparisons}
+
+
+def _compare(ours, base, config) -> dict:
+    """Bootstrap CI, seed SE and win/tie/loss of ``ours − base`` (both ``[S, P, C]``)."""
+    boot = paired_bootstrap(ours.mean(axis=0), base.mean(axis=0),
+                            n_resamples=config.bootstrap_resamples, seed=config.seed)
+    wtl = win_tie_loss(ours.mean(axis=0), base.mean(axis=0), tol=config.tie_tolerance)
+    seed_diffs = (ours - base).mean(axis=1)  # [S, C]
+    seed_se = (seed_diffs.std(axis=0, ddof=1) / np.sqrt(len(seed_diffs))
+               if len(seed_diffs) > 1 else None)  # undefined for one seed
+    return dict(difference=boot.mean_difference, ci_low=boot.ci_low, ci_high=boot.ci_high,
+                seed_se=seed_se, wins=wtl.wins, ties=wtl.ties, losses=wtl.losses)
