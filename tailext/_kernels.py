@@ -150,15 +150,15 @@ def shaped_reward_batch(rewards, thresholds, means, scales, inv_beta, kappa_n):
 
 
 @njit(cache=True, parallel=True)
-def tea_raw_batch(rewards, k, floor_abs, floor_rel, inv_beta, kappa_n):
-    """Raw advantage ``a_i = ψ(r_i; τ̂(row))`` → ``[B, m]``."""
+def tea_raw_batch(rewards, tops, floor_abs, floor_rel, inv_beta, kappa_n):
+    """Raw advantage ``a_i = ψ(r_i; τ̂(row))`` → ``[B, m]``; ``tops[b]``: the row's top k."""
     n_groups, m = rewards.shape
     out = np.empty((n_groups, m))
     for b in prange(n_groups):
-        buf = np.empty(m)
-        h, mu, s = fit_row(rewards[b], m, k, floor_abs, floor_rel, buf)
+        row = rewards[b]
+        h, mu, s = fit_from_top(tops[b], row, m, floor_abs, floor_rel)
         for i in range(m):
-            out[b, i] = psi_value(rewards[b, i], h, mu, s, inv_beta, kappa_n)
+            out[b, i] = psi_value(row[i], h, mu, s, inv_beta, kappa_n)
     return out
 
 

