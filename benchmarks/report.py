@@ -121,16 +121,20 @@ def validation_section(rows):
     lines = ["## Validation run times", "",
              "Read from the JSON record each `tailext validate` run writes (its own clock). "
              "CPU time is the better guide on a loaded machine.", ""]
+    posttrain = ("The post-training runs (`tailext validate posttrain`) resume from "
+                 "checkpoints, so their JSON holds the time of the last invocation only; "
+                 "their measured wall and CPU times are in "
+                 "`validation/results/posttrain/README.md`.")
     if not rows:
         return lines + ["No validation records found (run `tailext validate ... --out DIR` "
-                        "and pass `--validation-dirs DIR`).", ""]
+                        "and pass `--validation-dirs DIR`).", "", posttrain, ""]
     lines += ["| check | mode | complete | wall | CPU | record |", "|---|---|---|---|---|---|"]
     for row in rows:
         mode = {True: "--quick", False: "default", None: "–"}[row["quick"]]
         complete = {True: "yes", False: "partial", None: "–"}[row["complete"]]
         lines.append(f"| `{row['check']}` | {mode} | {complete} | {seconds(row['wall_s'])} | "
                      f"{seconds(row['cpu_s'])} | `{row['file']}` |")
-    return lines + [""]
+    return lines + ["", posttrain, ""]
 
 
 def versions():
