@@ -12,7 +12,8 @@ validation ``V_n``. The exact best-of-n frontier ``n = 1, 2, 4, …, 512`` on he
 is compared with GRPO by a paired prompt bootstrap and win/tie/loss under both protocols. Also: the ``n_target`` ablation, a scenario
 sweep (TEA vs GRPO where the effect is large and where it vanishes) and the
 oracle-alignment table (cosine of each rule's update with the exact best-of-128 gradient).
-Writes ``simulator.json``, ``simulator.md`` and ``frontier_<scenario>.png`` to ``--out``.
+Writes ``simulator.json``, ``simulator.md``, ``frontier_<scenario>.png`` and ``kl_curves.png``
+to ``--out``.
 """
 
 from __future__ import annotations

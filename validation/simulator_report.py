@@ -92,12 +92,15 @@ def _comparison_table(record, config, lines, scenarios, n_target, title,
     lines.append("")
 
 
-def _verdict(comp, j):
-    if comp["ci_low"][j] > 0:
-        return "holds: TEA > GRPO"
-    if comp["ci_high"][j] < 0:
-        return "reversed: GRPO > TEA"
-    return "vanishes: CI contains 0"
+def _verdict(comp, j, tol):
+    """Claim holds / is reversed (CI excludes 0 and ``|Δ| ≥ tol``), is negligible (CI excludes
+    0, ``|Δ| < tol``, the win/tie/loss tie tolerance) or vanishes (CI contains 0)."""
+    diff, low, high = comp["difference"][j], comp["ci_low"][j], comp["ci_high"][j]
+    if low <= 0 <= high:
+        return "vanishes: CI contains 0"
+    if abs(diff) < tol:
+        return f"negligible: CI excludes 0, Δ within ±{tol}"
+    return "holds: TEA > GRPO" if diff > 0 else "reversed: GRPO > TEA"
 
 
 def _crossover(comp):
@@ -126,11 +129,15 @@ def _headline(record, config, lines):
               f"the paper; `kl_per_n`: each rule's KL chosen for each n by its exact "
               f"validation V_n. KL grid {list(config.train.kl_coefs)}; a selection at its "
               f"smallest or largest value is marked as an edge. 'From n' is the smallest n "
-              f"from which every larger n has a CI above zero.", "",
-              f"| scenario | m | protocol | GRPO V_{n_max} | TEA − GRPO at n={n_max} [95% CI] "
-              f"| seed SE | W/T/L | verdict | from n | KL TEA | KL GRPO |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    verdicts = []
+              f"from which every larger n has a CI above zero. 'Initial' is the untrained "
+              f"policy, the limit of a KL coefficient → ∞. 'Δ, test-best KL' picks each "
+              f"rule's KL by its held-out V_{n_max} itself (an optimistic bound on tuning, "
+              f"no CI; the same for both protocols).", "",
+              f"| scenario | m | protocol | initial V_{n_max} | GRPO V_{n_max} | "
+              f"TEA − GRPO at n={n_max} [95% CI] | seed SE | W/T/L | verdict | from n | "
+              f"KL TEA | KL GRPO | Δ, test-best KL |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    verdicts, weak = [], []
     for comp in record["comparisons"]:
         if comp["rule"] != "tea" or comp["n_target"] != config.n_target:
             continue
@@ -143,27 +150,40 @@ def _headline(record, config, lines):
                 kls.append(f"{sel['top10of32']}{_edge_mark(sel['top10of32_edge'])}")
             else:
                 kls.append(f"{sel['kl_per_n'][j]}{_edge_mark(sel['kl_per_n_edge'][j])}")
-        grpo_cell = next(c for c in record["cells"] if (c["scenario"], c["rule"], c["m"],
-                                                        c["n_target"]) == base)
+        tea_cell, grpo_cell = (next(c for c in record["cells"] if (
+            c["scenario"], c["rule"], c["m"], c["n_target"]) == k) for k in (key, base))
+        test_best = [np.asarray(c["frontier_by_kl"])[:, :, j].mean(axis=0).max()
+                     for c in (tea_cell, grpo_cell)]
         value = (grpo_cell["frontier"] if comp["protocol"] == "top10of32"
                  else grpo_cell["frontier_kl_per_n"])[j]
-        verdict = _verdict(comp, j)
+        verdict = _verdict(comp, j, config.tie_tolerance)
         verdicts.append(verdict.split(":")[0])
+        if not verdict.startswith("holds"):
+            weak.append(f"{comp['scenario']} m={comp['m']} `{comp['protocol']}` "
+                        f"({comp['difference'][j]:+.3f}, {verdict.split(':')[0]})")
+        initial = record["environment"][comp["scenario"]]["initial_frontier"][j]
         lines.append(f"| {comp['scenario']} | {comp['m']} | {comp['protocol']} | "
-                     f"{value:.3f} | {_ci(comp, j)} | {_seed_se(comp, j)} | "
+                     f"{initial:.3f} | {value:.3f} | {_ci(comp, j)} | {_seed_se(comp, j)} | "
                      f"{comp['wins'][j]}/{comp['ties'][j]}/{comp['losses'][j]} | {verdict} | "
-                     f"{_crossover(comp)} | {kls[0]} | {kls[1]} |")
-    counts = {v: verdicts.count(v) for v in ("holds", "vanishes", "reversed")}
+                     f"{_crossover(comp)} | {kls[0]} | {kls[1]} | "
+                     f"{test_best[0] - test_best[1]:+.3f} |")
+    counts = {v: verdicts.count(v) for v in ("holds", "negligible", "vanishes", "reversed")}
     lines += ["", f"Of {len(verdicts)} (scenario, m, protocol) rows the claim holds in "
-              f"{counts['holds']}, vanishes in {counts['vanishes']} and is reversed in "
-              f"{counts['reversed']}. At n = 1 GRPO is ahead wherever TEA trades mean for "
+              f"{counts['holds']}, is negligible in {counts['negligible']}, vanishes in "
+              f"{counts['vanishes']} and is reversed in {counts['reversed']}"
+              + (f"; it does not hold in: {'; '.join(weak)}" if weak else "") + ". At n = 1 GRPO is ahead wherever TEA trades mean for "
               "spread (see the difference tables below).", ""]
     _edge_summary(record, config, lines)
 
 
 def _edge_summary(record, config, lines):
     """Every selection at an edge of the KL grid, for every rule (nothing hidden)."""
-    lines += ["### KL selections at an edge of the grid", ""]
+    grid = list(config.train.kl_coefs)
+    lines += ["### KL selections at an edge of the grid", "",
+              f"Grid {grid}. A lower edge at 0 is the end of the range (no penalty; only "
+              f"checkpoint selection regularizes): the optimum cannot lie below it. At an "
+              f"upper edge ({grid[-1]}) a stronger KL might do better still; its limit, "
+              f"KL → ∞, is the initial policy, whose V_n the headline table gives.", ""]
     rows = []
     for sel in record["kl_selection"]:
         where = f"{sel['scenario']}, {sel['rule']}, m={sel['m']}, N={sel['n_target']}"
@@ -328,9 +348,12 @@ def _plot_kl_curves(record, config, out: Path, plt) -> None:
     TEA at m = ``sweep_group_size`` in every scenario (is the optimum inside the grid?)."""
     scenarios = [s.name for s in list(config.scenarios) + list(config.sweep_scenarios)]
     m = config.sweep_group_size
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(3.6 * len(scenarios), 3.4),
-                             squeeze=False)
-    for ax, name in zip(axes[0], scenarios):
+    cols = min(4, len(scenarios))
+    rows = -(-len(scenarios) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel()[len(scenarios):]:
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), scenarios):
         for cell in record["cells"]:
             if cell["scenario"] != name or cell["m"] != m or "error" in cell \
                     or cell["rule"] not in (BASELINE, "tea") \
@@ -344,10 +367,11 @@ def _plot_kl_curves(record, config, out: Path, plt) -> None:
         initial = record["environment"][name]["initial_frontier"]
         ax.axhline(initial[-1], color="gray", lw=0.8, ls=":", label="initial policy n=max")
         ax.set_xscale("symlog", linthresh=0.01)
+        ax.set_xlim(left=-0.002)  # 0 (no penalty) is a grid point; nothing lies below it
         ax.set_title(f"{name}, m={m}", fontsize=9)
         ax.set_xlabel("KL coefficient")
-    axes[0, 0].set_ylabel("held-out exact V_n")
-    axes[0, -1].legend(fontsize=6)
+        ax.set_ylabel("held-out exact V_n")
+    axes.ravel()[0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "kl_curves.png", dpi=100)
     plt.close(fig)
