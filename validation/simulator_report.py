@@ -184,6 +184,11 @@ def _edge_summary(record, config, lines):
               f"checkpoint selection regularizes): the optimum cannot lie below it. At an "
               f"upper edge ({grid[-1]}) a stronger KL might do better still; its limit, "
               f"KL → ∞, is the initial policy, whose V_n the headline table gives.", ""]
+    upper = sorted({f"{s['scenario']}/{s['rule']}/m={s['m']}" for s in record["kl_selection"]
+                    if "upper" in [s["top10of32_edge"]] + s["kl_per_n_edge"]})
+    lines += [f"Upper-edge selections (any protocol, any n): "
+              f"{', '.join(upper) if upper else 'none'}. Lower-edge (KL = 0) selections are "
+              f"listed with them below.", ""]
     rows = []
     for sel in record["kl_selection"]:
         where = f"{sel['scenario']}, {sel['rule']}, m={sel['m']}, N={sel['n_target']}"
