@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ._kernels import mean_and_sd
+from ._parallel import batched_kernel
 
 
 class MaxAtKWeights(NamedTuple):
@@ -54,7 +55,7 @@ def max_at_k_weights(m: int, k: int) -> MaxAtKWeights:
     return MaxAtKWeights(own, above)
 
 
-@njit(cache=True, parallel=True)
+@batched_kernel
 def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
     """max@k advantages given ``order = argsort(rewards, axis=1)`` → ``[B, m]``.
 
@@ -95,7 +96,7 @@ def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
     return out
 
 
-@njit(cache=True, parallel=True)
+@batched_kernel
 def cat_bon_batch(rewards, order, exponent, eps):
     """CAT-BoN advantages given ``order = argsort(rewards, axis=1)`` → ``[B, m]``.
 
@@ -136,7 +137,7 @@ def cat_bon_batch(rewards, order, exponent, eps):
     return out
 
 
-@njit(cache=True, parallel=True)
+@batched_kernel
 def chow_bon_rl_batch(rewards, selected):
     """Chow BoN-RL advantages for selection masks ``selected[B, m]`` (True = ``Sel``).
 

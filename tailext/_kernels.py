@@ -6,7 +6,8 @@ Layers (each calls only the one below it):
 * per-group: :func:`select_top`, :func:`fit_row` — the tail vector of one group by
   selection (O(m), no sort), with the scale floor; :func:`fit_from_top` when the top ``k``
   values are already known (the TEA/Prefix-TEA path selects them with numpy's partition);
-* batched: ``*_batch`` — parallel over groups with ``prange``; float64 in, float64 out.
+* batched: ``*_batch`` — over groups with ``prange``, built serial and parallel and
+  dispatched by batch size (:mod:`tailext._parallel`); float64 in, float64 out.
 
 One prefix kernel serves TEA and Prefix-TEA, and one cross-fit kernel serves the direct,
 cross-fitted, split-budget and total-budget gradients: TEA is Prefix-TEA with the single
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from ._parallel import batched_kernel
 
 
 @njit(cache=True, inline="always")
@@ -121,7 +124,7 @@ def fit_from_top(top, x, n, floor_abs, floor_rel):
     return h, mu, s
 
 
-@njit(cache=True, parallel=True)
+@batched_kernel
 def tail_vector_batch(rewards, k, floor_abs, floor_rel):
     """Tail vectors of every row of ``rewards[B, m]`` → three ``[B]`` arrays."""
     n_groups, m = rewards.shape
@@ -137,7 +140,7 @@ def tail_vector_batch(rewards, k, floor_abs, floor_rel):
     return thresholds, means, scales
 
 
-@njit(cache=True, parallel=True)
+@batched_kernel
 def shaped_reward_batch(rewards, thresholds, means, scales, inv_beta, kappa_n):
     """ψ of every reward for a given tail vector per row → ``[B, m]``."""
     n_groups, m = rewards.shape
@@ -149,7 +152,7 @@ def shaped_reward_batch(rewards, thresholds, means, scales, inv_beta, kappa_n):
     return out
 
 
-@njit(cache=True, parallel=True)
+@batched_kernel
 def tea_raw_batch(rewards, tops, floor_abs, floor_rel, inv_beta, kappa_n):
     """Raw advantage ``a_i = ψ(r_i; τ̂(row))`` → ``[B, m]``; ``tops[b]``: the row's top k."""
     n_groups, m = rewards.shape
@@ -162,7 +165,7 @@ def tea_raw_batch(rewards, tops, floor_abs, floor_rel, inv_beta, kappa_n):
     return out
 
 
-@njit(cache=True, parallel=True)
+@batched_kernel
 def prefix_tea_batch(rewards, tops, sizes, tail_counts, weights, floor_abs, floor_rel,
                      inv_beta, kappa_n):
     """Prefix-TEA advantage (TEA when ``sizes = (m,)``, ``weights = (1,)``) → ``[B, m]``.
@@ -206,7 +209,7 @@ def prefix_tea_batch(rewards, tops, sizes, tail_counts, weights, floor_abs, floo
     return out
 
 
-@njit(cache=True, parallel=True)
+@batched_kernel
 def crossfit_gradient_batch(fit_rewards, eval_rewards, eval_scores, sizes, tail_counts,
                             weights, floor_abs, floor_rel, inv_beta, kappa_n):
     """``Σ_j w_j (1/n_j) Σ_{i < n_j} ψ(r^eval_i; τ̂(r^fit[:n_j])) S^eval_i`` → ``[B, d]``.

@@ -15,7 +15,8 @@ import numpy as np
 from .constants import _check_positive_int, _check_tail_fraction, kappa, tail_moments
 from .prefix import tail_count, tail_fraction_ratio
 
-__all__ = ["as_reward_batch", "as_score_batch", "TailSettings", "tail_settings_iv"]
+__all__ = ["as_reward_batch", "unbatch", "as_score_batch", "TailSettings", "tail_settings_iv",
+           "check_tail_size"]
 
 
 def _first_nonfinite(values: np.ndarray):
@@ -49,6 +50,11 @@ def as_reward_batch(rewards, name: str = "rewards", *, min_group_size: int = 1):
         raise ValueError(f"groups of `{name}` need at least {min_group_size} rollouts, "
                          f"got m={batch.shape[1]}.")
     return batch, was_1d
+
+
+def unbatch(array, was_1d: bool):
+    """Undo the ``[1, m]`` view :func:`as_reward_batch` gives a 1-D group."""
+    return array[0] if was_1d else array
 
 
 def as_score_batch(scores, reward_shape, was_1d: bool, name: str = "scores"):

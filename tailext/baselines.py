@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 
 from . import _baseline_kernels, reference
-from ._validation import as_reward_batch
+from ._validation import as_reward_batch, unbatch
 from .constants import _check_positive_int
 from .rules import register_rule
 
@@ -27,10 +27,6 @@ __all__ = ["grpo", "grpo_z", "rloo", "bon_max_mean", "bon_max_second", "bon_mean
 
 _SHIFT_SCALE = {"shift_invariant", "scale_equivariant"}
 _ORDERED = {"permutation_equivariant", "monotone", "deterministic"}
-
-
-def _unbatch(array, was_1d):
-    return array[0] if was_1d else array
 
 
 def _eps_iv(eps, name="eps"):
@@ -84,7 +80,7 @@ def grpo(rewards):
     [-2.0, -1.0, 3.0]
     """
     batch, was_1d = _grpo_iv(rewards)
-    return _unbatch(reference.grpo(batch), was_1d)
+    return unbatch(reference.grpo(batch), was_1d)
 
 
 def _ddof_iv(ddof):
@@ -130,7 +126,7 @@ def grpo_z(rewards, *, eps=1e-6, ddof=0):
     [-1.0, 1.0]
     """
     batch, was_1d, eps, ddof = _grpo_z_iv(rewards, eps, ddof)
-    return _unbatch(reference.grpo_z(batch, eps, ddof), was_1d)
+    return unbatch(reference.grpo_z(batch, eps, ddof), was_1d)
 
 
 def rloo(rewards):
@@ -143,7 +139,7 @@ def rloo(rewards):
     [-2.0, 2.0]
     """
     batch, was_1d = _grpo_iv(rewards, min_group_size=2)
-    return _unbatch(reference.rloo(batch), was_1d)
+    return unbatch(reference.rloo(batch), was_1d)
 
 
 def bon_max_mean(rewards):
@@ -162,7 +158,7 @@ def bon_max_mean(rewards):
     [0.0, 2.0, 0.0]
     """
     batch, was_1d = _grpo_iv(rewards)
-    return _unbatch(reference.bon_max_mean(batch), was_1d)
+    return unbatch(reference.bon_max_mean(batch), was_1d)
 
 
 def _bon_max_second_iv(rewards, normalize, eps):
@@ -194,7 +190,7 @@ def bon_max_second(rewards, *, normalize=False, eps=1e-6):
     [0.0, 2.0, 0.0]
     """
     batch, was_1d, normalize, eps = _bon_max_second_iv(rewards, normalize, eps)
-    return _unbatch(reference.bon_max_second(batch, normalize, eps), was_1d)
+    return unbatch(reference.bon_max_second(batch, normalize, eps), was_1d)
 
 
 def _max_at_k_iv(rewards, k):
@@ -244,7 +240,7 @@ def bon_mean(rewards, *, k=4, eps=1e-6):
     """
     batch, was_1d, k = _max_at_k_iv(rewards, k)
     eps = _eps_iv(eps)
-    return _unbatch(_max_at_k(batch, k, leave_one_out=False, eps=eps), was_1d)
+    return unbatch(_max_at_k(batch, k, leave_one_out=False, eps=eps), was_1d)
 
 
 def maxk_loo1(rewards, *, k=4):
@@ -277,7 +273,7 @@ def maxk_loo1(rewards, *, k=4):
     [0.0, 0.333333, 1.666667]
     """
     batch, was_1d, k = _max_at_k_iv(rewards, k)
-    return _unbatch(_max_at_k(batch, k, leave_one_out=True), was_1d)
+    return unbatch(_max_at_k(batch, k, leave_one_out=True), was_1d)
 
 
 def chow_selection(shape, *, n_select=None, seed=None):
@@ -370,7 +366,7 @@ def chow_bon_rl(rewards, *, n_select=None, seed=None):
     """
     batch, was_1d = _chow_bon_rl_iv(rewards, n_select)
     selected = chow_selection(batch.shape, n_select=n_select, seed=seed)
-    return _unbatch(_baseline_kernels.chow_bon_rl_batch(batch, selected), was_1d)
+    return unbatch(_baseline_kernels.chow_bon_rl_batch(batch, selected), was_1d)
 
 
 def _cat_bon_iv(rewards, n_target, eps):
@@ -408,7 +404,7 @@ def cat_bon(rewards, *, n_target=128, eps=1e-4):
     True
     """
     batch, was_1d, n_target, eps = _cat_bon_iv(rewards, n_target, eps)
-    return _unbatch(_baseline_kernels.cat_bon_batch(batch, np.argsort(batch, axis=1),
+    return unbatch(_baseline_kernels.cat_bon_batch(batch, np.argsort(batch, axis=1),
                                                     float(n_target - 1), eps), was_1d)
 
 

@@ -12,7 +12,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _kernels
-from ._validation import as_reward_batch, as_score_batch, check_tail_size, tail_settings_iv
+from ._validation import (as_reward_batch, as_score_batch, check_tail_size,
+                          tail_settings_iv, unbatch)
 from .prefix import cancellation_weights, prefix_sizes, tail_count
 
 __all__ = [
@@ -48,10 +49,6 @@ class TailVector(NamedTuple):
     threshold: np.ndarray | float
     mean: np.ndarray | float
     scale: np.ndarray | float
-
-
-def _unbatch(array, was_1d):
-    return array[0] if was_1d else array
 
 
 def tail_vector(rewards, *, tail_fraction=0.25, scale_floor=None) -> TailVector:
@@ -167,7 +164,7 @@ def shaped_reward(rewards, tail, *, tail_fraction=0.25, n_target=128):
     settings = tail_settings_iv(tail_fraction, n_target, None)
     h, mu, s = _tail_iv(tail, batch.shape[0], was_1d)
     psi = _kernels.shaped_reward_batch(batch, h, mu, s, settings.inv_beta, settings.kappa)
-    return _unbatch(psi, was_1d)
+    return unbatch(psi, was_1d)
 
 
 def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=None):
@@ -189,7 +186,7 @@ def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor
     tops = _top_blocks(batch, [batch.shape[1]], [k])
     raw = _kernels.tea_raw_batch(batch, tops, settings.floor_abs,
                                  settings.floor_rel, settings.inv_beta, settings.kappa)
-    return _unbatch(raw, was_1d)
+    return unbatch(raw, was_1d)
 
 
 def _top_blocks(batch, sizes, counts):
@@ -255,7 +252,7 @@ def tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=Non
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     m = batch.shape[1]
     check_tail_size(m, settings.tail_fraction)
-    return _unbatch(_prefix_advantages(batch, [m], _ONE_WEIGHT, settings), was_1d)
+    return unbatch(_prefix_advantages(batch, [m], _ONE_WEIGHT, settings), was_1d)
 
 
 class PrefixPlan(NamedTuple):
@@ -321,7 +318,7 @@ def prefix_tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, order=2,
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     plan = prefix_plan(batch.shape[1], tail_fraction=settings.tail_fraction, order=order,
                        n_prefixes=n_prefixes)
-    return _unbatch(_prefix_advantages(batch, plan.sizes, plan.weights, settings), was_1d)
+    return unbatch(_prefix_advantages(batch, plan.sizes, plan.weights, settings), was_1d)
 
 
 def _crossfit(fit, evaluation, scores, sizes, weights, settings):
@@ -363,7 +360,7 @@ def direct_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, scale_
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     m = batch.shape[1]
     check_tail_size(m, settings.tail_fraction)
-    return _unbatch(_crossfit(batch, batch, score_batch, [m], _ONE_WEIGHT, settings), was_1d)
+    return unbatch(_crossfit(batch, batch, score_batch, [m], _ONE_WEIGHT, settings), was_1d)
 
 
 def crossfit_gradient(fit_rewards, eval_rewards, eval_scores, *, tail_fraction=0.25,
@@ -400,7 +397,7 @@ def crossfit_gradient(fit_rewards, eval_rewards, eval_scores, *, tail_fraction=0
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     n = fit.shape[1]
     check_tail_size(n, settings.tail_fraction)
-    return _unbatch(_crossfit(fit, evaluation, scores, [n], _ONE_WEIGHT, settings), was_1d)
+    return unbatch(_crossfit(fit, evaluation, scores, [n], _ONE_WEIGHT, settings), was_1d)
 
 
 def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, order=2,
@@ -454,4 +451,4 @@ def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, or
     if symmetric:
         backward = _crossfit(second, first, first_scores, plan.sizes, plan.weights, settings)
         gradient = 0.5 * (gradient + backward)
-    return _unbatch(gradient, was_1d)
+    return unbatch(gradient, was_1d)

@@ -9,9 +9,19 @@ import pytest
 from tailext.cli import main
 from tailext.evaluation import best_of_n_from_cdf
 from validation import simulator_runs
-from validation.bandit import (Scenario, cdf, kl_divergence, kl_gradient, make_prompts,
-                               policy, sample, top_k_of_n_mean)
+from validation.bandit import (
+    Scenario,
+    cdf,
+    kl_divergence,
+    kl_gradient,
+    make_prompts,
+    policy,
+    sample,
+    top_k_of_n_mean,
+)
 from validation.bandit_training import Adam, TrainConfig, train_cell
+from validation.simulator_analysis import grid_edge, kl_selection
+from validation.simulator_report import _crossover, _verdict
 
 
 def test_inverse_cdf_sampling_matches_probabilities():
@@ -132,6 +142,18 @@ def test_quick_simulator_run_passes_its_checks_and_writes_outputs(quick_run):
     for comp in record["comparisons"]:
         assert np.all(np.array(comp["ci_low"]) <= np.array(comp["difference"]))
         assert np.all(np.array(comp["difference"]) <= np.array(comp["ci_high"]))
+    assert (out / "kl_curves.png").exists()
+    report = (out / "simulator.md").read_text()
+    assert "## Headline: does TEA beat GRPO at high n here?" in report
+    # One headline row per (scenario, m, protocol) TEA comparison at the default n_target.
+    tea = [c for c in record["comparisons"] if c["rule"] == "tea"
+           and c["n_target"] == record["config"]["n_target"]]
+    assert sum(line.startswith("| risky | 16 | ") for line in report.splitlines()
+               if any(v in line for v in ("holds", "negligible", "vanishes", "reversed"))) == len(tea)
+    # The quick grid has two values, so every selection is at an edge and is listed.
+    assert len(record["kl_selection"]) == len(record["cells"])
+    assert all(s["top10of32_edge"] in ("lower", "upper") for s in record["kl_selection"])
+    assert "### KL selections at an edge of the grid" in report and "None:" not in report
     exact = record["alignment"]["risky"]["cosine"]["oracle_exact"]
     assert all(-1.0 <= v["mean"] <= 1.0 for v in exact.values())
 
@@ -151,3 +173,36 @@ def test_interrupted_run_keeps_finished_cells(tmp_path, monkeypatch):
                    "--no-progress", "--steps", "5"])
     record = json.loads((tmp_path / "simulator.json").read_text())
     assert status == 130 and not record["complete"] and len(record["cells"]) == 1
+
+
+def test_kl_selection_flags_only_the_grid_edges():
+    grid = [0.0, 0.01, 0.1, 1.0, 10.0]
+    assert [grid_edge(k, grid) for k in grid] == ["lower", None, None, None, "upper"]
+    cells = [dict(scenario="s", rule="tea", m=16, n_target=128, kl_coefs=grid,
+                  selected_kl=0.1, kl_per_n=[0.0, 0.1, 10.0]),
+             dict(scenario="s", rule="grpo", m=16, n_target=128, error="cannot run")]
+    (only,) = kl_selection(cells)  # cells that could not run have no selection
+    assert only["top10of32"] == 0.1 and only["top10of32_edge"] is None
+    assert only["kl_per_n_edge"] == ["lower", None, "upper"]
+
+
+@pytest.mark.parametrize("ci_low, expected", [
+    ([0.1, 0.2, 0.3], "1"),           # above zero everywhere
+    ([-0.1, 0.2, -0.1, 0.1, 0.2], "8"),  # a dip at n=4: only from n=8 on
+    ([0.1, 0.2, -0.01], "none"),      # not above zero at the largest n
+])
+def test_crossover_is_the_start_of_the_final_run_above_zero(ci_low, expected):
+    comp = dict(n=[2 ** i for i in range(len(ci_low))], ci_low=ci_low)
+    assert _crossover(comp) == expected
+
+
+@pytest.mark.parametrize("diff, low, high, expected", [
+    (0.50, 0.30, 0.70, "holds"),
+    (-0.50, -0.70, -0.30, "reversed"),
+    (0.005, 0.002, 0.008, "negligible"),   # resolved, but below the 0.01 tie tolerance
+    (-0.009, -0.015, -0.004, "negligible"),
+    (0.50, -0.10, 1.10, "vanishes"),       # CI contains 0, however large Δ is
+])
+def test_headline_verdict(diff, low, high, expected):
+    comp = dict(difference=[diff], ci_low=[low], ci_high=[high])
+    assert _verdict(comp, 0, 0.01).startswith(expected)

@@ -1,6 +1,5 @@
 """Lemma checks of ``tailext validate lemmas`` (quadrature, no randomness)."""
 
-import json
 import math
 
 import numpy as np

@@ -33,7 +33,11 @@ class TrainConfig:
     batch_prompts: int = 16
     learning_rate: float = 0.05
     eval_every: int = 10
-    kl_coefs: tuple = (0.1, 0.3, 1.0)  # swept; selected per (rule, m) on validation
+    #: Swept, selected per (rule, m) on validation: half-decade log steps 0.01 … 10 plus 0.
+    #: 0 (no penalty: the end of the range, only checkpoint selection regularizes) and 10
+    #: (the policy barely leaves the uniform start) bracket what selection can want; a
+    #: selection at either is reported as an edge (``validation.simulator_analysis``).
+    kl_coefs: tuple = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
     select_n: int = 32      # validation metric: exact mean of the top select_k of select_n
     select_k: int = 10
     adam_betas: tuple = (0.9, 0.999)

@@ -1,7 +1,9 @@
 """``tailext validate simulator``: every rule on the exact contextual bandit (issue 5).
 
 Trains every registered rule of :data:`RULES` (GRPO, GRPO-Z, the test-time-aware baselines,
-TEA, Prefix-TEA) at ``m ∈ {16, 32, 64}`` with several seeds and a swept KL coefficient on
+TEA, Prefix-TEA) at ``m ∈ {16, 32, 64}`` with several seeds and a swept KL coefficient
+(``TrainConfig.kl_coefs``: 0 and half-decade steps 0.01 … 10; selections at an edge of
+that grid are listed in the report) on
 two main scenarios of :mod:`validation.bandit` (homoscedastic: the issue's prototype; risky:
 a feature that widens the reward noise at a cost in mean). Per run the checkpoint is chosen
 on validation prompts (exact top-10-of-32 mean); the KL coefficient per (rule, m) either by
@@ -10,7 +12,8 @@ validation ``V_n``. The exact best-of-n frontier ``n = 1, 2, 4, …, 512`` on he
 is compared with GRPO by a paired prompt bootstrap and win/tie/loss under both protocols. Also: the ``n_target`` ablation, a scenario
 sweep (TEA vs GRPO where the effect is large and where it vanishes) and the
 oracle-alignment table (cosine of each rule's update with the exact best-of-128 gradient).
-Writes ``simulator.json``, ``simulator.md`` and ``frontier_<scenario>.png`` to ``--out``.
+Writes ``simulator.json``, ``simulator.md``, ``frontier_<scenario>.png`` and ``kl_curves.png``
+to ``--out``.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ def quick_config(seed=0) -> SimulatorConfig:
     """A CI-sized run (well under 90 s on 2 shared cores): one scenario, m = 16, one seed."""
     return SimulatorConfig(
         seed=seed, scenarios=(MAIN_SCENARIOS[1],), sweep_scenarios=(),
-        rules=("grpo", "tea", "prefix_tea"), group_sizes=(16,), seeds=(0,), n_train=128,
+        rules=("grpo", "tea", "prefix_tea"), group_sizes=(16,), sweep_group_size=16,
+        seeds=(0,), n_train=128,
         n_validation=16, n_test=64, ablation_targets=(256,), ablation_rules=("tea",), ablation_group_sizes=(16,),
         alignment_group_sizes=(16, 64), alignment_prompts=16, alignment_repeats=4,
         mc_draws=2000, train=TrainConfig(steps=40, eval_every=10, kl_coefs=(0.1, 1.0)))

@@ -32,7 +32,33 @@ def analyse(record, per_prompt, config) -> dict:
                 n_target=cell["n_target"], protocol=protocol, n=list(config.frontier),
                 **_compare(per_prompt[key][protocol], per_prompt[base_key][protocol],
                            config)))
-    return {"comparisons": comparisons}
+    return {"comparisons": comparisons, "kl_selection": kl_selection(record["cells"])}
+
+
+def grid_edge(kl, grid):
+    """``"lower"``/``"upper"`` if ``kl`` is the smallest/largest swept value, else ``None``."""
+    return "lower" if kl == min(grid) else "upper" if kl == max(grid) else None
+
+
+def kl_selection(cells) -> list[dict]:
+    """The KL each cell selected under both protocols and whether it is at a grid edge.
+
+    A selection at an edge means the optimum may lie outside the swept range, so the
+    comparison at that budget is not settled by the sweep (a lower edge at 0 is the end of
+    the range: no penalty at all).
+    """
+    out = []
+    for cell in cells:
+        if "error" in cell:
+            continue
+        grid = cell["kl_coefs"]
+        out.append(dict(scenario=cell["scenario"], rule=cell["rule"], m=cell["m"],
+                        n_target=cell["n_target"], grid=list(grid),
+                        top10of32=cell["selected_kl"],
+                        top10of32_edge=grid_edge(cell["selected_kl"], grid),
+                        kl_per_n=list(cell["kl_per_n"]),
+                        kl_per_n_edge=[grid_edge(k, grid) for k in cell["kl_per_n"]]))
+    return out
 
 
 def _compare(ours, base, config) -> dict:
