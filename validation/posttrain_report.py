@@ -6,6 +6,8 @@ GRPO per run, and every run's frontier) of several finished runs' ``posttrain.js
 
 from __future__ import annotations
 
+from .posttrain import RULES
+
 #: best-of-n columns of the difference table (the high-n end is the paper's claim)
 HEADLINE_NS = ("1", "16", "64", "128", "256")
 
@@ -97,9 +99,10 @@ def write_plot(results: dict, path: str) -> None:
     ns = results["ns"]
     entries = {"base": results["base"], **results["rules"]}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for i, (name, e) in enumerate(entries.items()):
-        # one colour per policy in both panels (the right one has no GRPO line)
-        style = dict(linestyle=":", color="grey") if name == "base" else dict(color=f"C{i - 1}")
+    for name, e in entries.items():
+        # one colour per rule in both panels and across runs with different rule sets
+        style = dict(linestyle=":", color="grey") if name == "base" else dict(
+            color=f"C{list(RULES).index(name)}")
         left.plot(ns, [e["unbiased_best_of_n"][str(n)] for n in ns], marker="o", ms=3,
                   label=_label(results, name), **style)
         if "vs_grpo" in e:
@@ -118,8 +121,9 @@ def write_plot(results: dict, path: str) -> None:
     right.axhline(0.0, color="black", lw=0.8)
     left.legend(fontsize=8)
     right.legend(fontsize=8)
-    fig.suptitle(f"toy post-training, m = {results['config']['training']['group_size']}, "
-                 f"seed {results['seed']}")
+    training = results["config"]["training"]
+    fig.suptitle(f"toy post-training, m = {training['group_size']}, seed {results['seed']}, "
+                 f"KL coef {training['kl_coef']}, {_advantage_protocol(training)}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
