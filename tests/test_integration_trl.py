@@ -19,7 +19,7 @@ trl = pytest.importorskip("trl", reason="TRL not installed "
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tailext.integrations.trl import TailextGRPOTrainer  # noqa: E402
+from tailext.integrations.trl import TailextGRPOTrainer, word_tokenizer  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +29,8 @@ OPTIONS = {"tail_fraction": 0.25, "n_target": 64}
 
 
 def tiny_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
-    specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
-    vocab = {token: i for i, token in enumerate(specials + WORDS)}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.decoder = decoders.WordPiece()  # joins words with spaces
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>",
-        eos_token="<eos>")
+    return word_tokenizer(["<pad>", "<unk>", "<bos>", "<eos>"] + WORDS, pad_token="<pad>",
+                          unk_token="<unk>", bos_token="<bos>", eos_token="<eos>")
 
 
 def tiny_model(tokenizer, seed):
@@ -137,3 +129,25 @@ def test_completion_without_reward_is_a_clear_error(tmp_path):
     trainer = make_trainer(tmp_path, no_reward_for_first)
     with pytest.raises(ValueError, match=r"1 completion\(s\) have no reward"):
         trainer.train()
+
+
+def test_word_tokenizer_ids_are_word_positions():
+    tokenizer = tiny_tokenizer()
+    ids = {w: i for i, w in enumerate(["<pad>", "<unk>", "<bos>", "<eos>"] + WORDS)}
+    assert tokenizer("c a h", add_special_tokens=False)["input_ids"] == [
+        ids["c"], ids["a"], ids["h"]]
+    assert tokenizer("a zz", add_special_tokens=False)["input_ids"] == [ids["a"], ids["<unk>"]]
+    assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id) == (0, 3, 2)
+    assert tokenizer.decode([ids["b"], ids["a"], ids["<eos>"]],
+                            skip_special_tokens=True) == "b a"
+
+
+def test_word_tokenizer_bad_vocabulary_is_a_clear_error():
+    with pytest.raises(ValueError, match="non-empty words without whitespace"):
+        word_tokenizer([], eos_token="<eos>")
+    with pytest.raises(ValueError, match="non-empty words without whitespace"):
+        word_tokenizer(["<eos>", "a b"], eos_token="<eos>")
+    with pytest.raises(ValueError, match=r"repeated words \['a'\]"):
+        word_tokenizer(["<eos>", "a", "a"], eos_token="<eos>")
+    with pytest.raises(ValueError, match="pad_token='<pad>' is not in the vocabulary"):
+        word_tokenizer(["<eos>", "a"], eos_token="<eos>", pad_token="<pad>")

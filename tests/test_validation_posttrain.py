@@ -17,7 +17,8 @@ from tailext.torch import grouped_policy_loss  # noqa: E402
 from validation.posttrain_model import (  # noqa: E402
     EOS, build_policy, build_reward_model, response_logprobs, response_mask, sample,
     sequence_kl)
-from validation.posttrain_train import TrainConfig, train  # noqa: E402
+from validation.posttrain import config_from_args, configure_parser  # noqa: E402
+from validation.posttrain_train import TrainConfig, train, unit_rms  # noqa: E402
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[
     pytest.mark.cuda,
@@ -102,10 +103,11 @@ def test_policy_gradient_step_moves_logprobs_in_the_advantage_direction():
     assert change[0] > 0 > change[1]
 
 
-def _tiny_run(tmp_path, **kwargs):
+def _tiny_run(tmp_path, normalize_advantages=False, **kwargs):
     config = TrainConfig(rule="tea", rule_options={"tail_fraction": 0.25, "n_target": 32},
                          steps=4, prompts_per_step=2, group_size=8, validate_every=2,
-                         val_samples=8, val_top=2, seed=3)
+                         val_samples=8, val_top=2, seed=3,
+                         normalize_advantages=normalize_advantages)
     initial = build_policy(0, "cpu")
     reward_model = build_reward_model(1, "cpu")
     return train(config, initial, reward_model, _prompts(16, 2), _prompts(2, 3), **kwargs)
@@ -135,6 +137,39 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     with pytest.raises(ValueError, match="written for a different configuration"):
         train(config, build_policy(0, "cpu"), build_reward_model(1, "cpu"), _prompts(16, 2),
               _prompts(2, 3), checkpoint=checkpoint)
+
+
+def test_unit_rms_keeps_the_weighting_and_leaves_zeros_alone():
+    adv = torch.tensor([3.0, -1.0, 0.0, -2.0], dtype=torch.float64)
+    scaled = unit_rms(adv)
+    assert float(scaled.square().mean()) == pytest.approx(1.0, rel=1e-12)
+    torch.testing.assert_close(scaled * adv.square().mean().sqrt(), adv, rtol=1e-12, atol=0)
+    zeros = torch.zeros(4)
+    assert torch.equal(unit_rms(zeros), zeros)           # all-equal groups: no NaN
+
+
+def _parse(argv):
+    import argparse
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    return config_from_args(parser.parse_args(argv))
+
+
+def test_cli_training_overrides_reach_the_config():
+    default = _parse(["--out", "x"]).training
+    assert (default.steps, default.lr, default.kl_coef, default.normalize_advantages) == (
+        600, 1e-3, 0.05, False)
+    changed = _parse(["--out", "x", "--steps", "7", "--lr", "0.01", "--kl-coef", "0.2",
+                      "--normalize-advantages"]).training
+    assert (changed.steps, changed.lr, changed.kl_coef, changed.normalize_advantages) == (
+        7, 0.01, 0.2, True)
+
+
+def test_normalized_advantages_change_training(tmp_path):
+    raw = _tiny_run(tmp_path)
+    scaled = _tiny_run(tmp_path, normalize_advantages=True)
+    # TEA's advantages at this group size are not unit-RMS: the rescaling changes the steps
+    assert raw.history != scaled.history
 
 
 def test_rules_without_the_reference_rule_are_refused(tmp_path):

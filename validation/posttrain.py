@@ -94,6 +94,12 @@ def configure_parser(parser):
     parser.add_argument("--steps", type=int, help="override the number of training steps")
     parser.add_argument("--kl-coef", type=float,
                         help="override the KL coefficient to the initial policy")
+    parser.add_argument("--lr", type=float, help="override the AdamW learning rate")
+    parser.add_argument("--normalize-advantages", action="store_true",
+                        help="rescale each batch's advantages to unit root-mean-square "
+                             "(removes the rules' different advantage scales, which under a "
+                             "fixed KL coefficient act as different KL strengths; the "
+                             "paper's protocol, and the default, uses the raw advantages)")
     parser.add_argument("--trl", action="store_true",
                         help="also train a tiny Llama on the same task through "
                              "tailext.integrations.trl (needs trl, transformers, datasets)")
@@ -110,6 +116,10 @@ def config_from_args(args) -> PosttrainConfig:
         training["steps"] = args.steps
     if args.kl_coef is not None:
         training["kl_coef"] = args.kl_coef
+    if args.lr is not None:
+        training["lr"] = args.lr
+    if args.normalize_advantages:
+        training["normalize_advantages"] = True
     if REFERENCE_RULE not in args.rules:
         raise SystemExit(f"--rules must include the reference rule {REFERENCE_RULE!r}.")
     return PosttrainConfig(
@@ -310,7 +320,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     out = args.out
     _check_run_directory(out, config)
-    clock = {"start": time.perf_counter()}
+    clock = {"start": time.perf_counter(), "cpu_start": time.process_time()}
     timings = {}
 
     task = build_task(config, device, out, tqdm)
@@ -372,6 +382,7 @@ def run(args) -> int:
                                            base="trl_base")
         timings["trl_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - clock["start"]
+    timings["cpu_total_s"] = time.process_time() - clock["cpu_start"]
     results = {
         "check": "posttrain", "tailext_version": tailext.__version__, "seed": config.seed,
         "config": dataclasses.asdict(config), "device": str(device),

@@ -1,9 +1,20 @@
-"""Markdown tables and the frontier plot of ``tailext validate posttrain`` (from its JSON)."""
+"""Markdown tables and the frontier plot of ``tailext validate posttrain`` (from its JSON).
+
+``python -m validation.posttrain_report RUN_DIR...`` prints the cross-run tables (TEA minus
+GRPO per run, and every run's frontier) of several finished runs' ``posttrain.json``.
+"""
 
 from __future__ import annotations
 
+from .posttrain import RULES
+
 #: best-of-n columns of the difference table (the high-n end is the paper's claim)
 HEADLINE_NS = ("1", "16", "64", "128", "256")
+
+
+def _advantage_protocol(training: dict) -> str:
+    return ("advantages rescaled to unit RMS per batch" if training.get("normalize_advantages")
+            else "raw advantages (paper protocol)")
 
 
 def _label(results, name):
@@ -22,7 +33,7 @@ def write_markdown(results: dict, path: str) -> None:
         f"tailext {results['tailext_version']}, seed {results['seed']}, device "
         f"{results['device']}, m = {training['group_size']}, {training['steps']} steps x "
         f"{training['prompts_per_step']} prompts, KL coef {training['kl_coef']}, lr "
-        f"{training['lr']}; "
+        f"{training['lr']}, {_advantage_protocol(training)}; "
         f"{cfg['n_test_prompts']} held-out prompts x M = {cfg['eval_samples']} samples. "
         f"Wall time of this invocation {results['wall_time_s']['total_s']:.0f} s "
         f"(1-min load average at the end: {results['machine']['load_average_1m']:.1f} on "
@@ -88,9 +99,10 @@ def write_plot(results: dict, path: str) -> None:
     ns = results["ns"]
     entries = {"base": results["base"], **results["rules"]}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for i, (name, e) in enumerate(entries.items()):
-        # one colour per policy in both panels (the right one has no GRPO line)
-        style = dict(linestyle=":", color="grey") if name == "base" else dict(color=f"C{i - 1}")
+    for name, e in entries.items():
+        # one colour per rule in both panels and across runs with different rule sets
+        style = dict(linestyle=":", color="grey") if name == "base" else dict(
+            color=f"C{list(RULES).index(name)}")
         left.plot(ns, [e["unbiased_best_of_n"][str(n)] for n in ns], marker="o", ms=3,
                   label=_label(results, name), **style)
         if "vs_grpo" in e:
@@ -109,8 +121,9 @@ def write_plot(results: dict, path: str) -> None:
     right.axhline(0.0, color="black", lw=0.8)
     left.legend(fontsize=8)
     right.legend(fontsize=8)
-    fig.suptitle(f"toy post-training, m = {results['config']['training']['group_size']}, "
-                 f"seed {results['seed']}")
+    training = results["config"]["training"]
+    fig.suptitle(f"toy post-training, m = {training['group_size']}, seed {results['seed']}, "
+                 f"KL coef {training['kl_coef']}, {_advantage_protocol(training)}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -144,3 +157,76 @@ def trl_markdown(results: dict) -> list[str]:
                      f"{first['reward']:.3f} → step {last.get('step', len(trl['log']))} "
                      f"{last['reward']:.3f}.")
     return lines
+
+
+#: columns of the cross-run tables
+SUMMARY_NS = ("16", "128", "256")
+
+
+def _ci(entry: dict) -> str:
+    return f"{entry['diff']:+.3f} [{entry['ci_low']:+.3f}, {entry['ci_high']:+.3f}]"
+
+
+def _run_setting(results: dict) -> str:
+    training = results["config"]["training"]
+    scale = "unit-RMS" if training.get("normalize_advantages") else "raw"
+    return f"{results['seed']} | {training['kl_coef']} | {scale}"
+
+
+def combined_markdown(runs: dict, *, rule: str = "tea") -> str:
+    """Cross-run tables: ``rule`` minus GRPO per run, then every run's frontier.
+
+    ``runs`` maps a run name (its folder) to its ``posttrain.json`` content.
+    """
+    label = next(iter(runs.values()))["rules"][rule]["label"]
+    heads = SUMMARY_NS
+    lines = [f"### {label} − GRPO (unbiased best-of-n, paired prompt bootstrap 95% CI)", "",
+             "| run | seed | KL coef | advantages | " + " | ".join(f"Δbo{n}" for n in heads)
+             + f" | W/T/L bo{heads[-1]} | KL to base {label} / GRPO | selected step "
+             f"{label} / GRPO |",
+             "|---|---|---|---|" + "---|" * len(heads) + "---|---|---|"]
+    for name, res in runs.items():
+        mine, grpo = res["rules"][rule], res["rules"]["grpo"]
+        vs = mine["vs_grpo"]
+        last = vs[heads[-1]]
+        lines.append(f"| `{name}` | {_run_setting(res)} | "
+                     + " | ".join(_ci(vs[n]) for n in heads)
+                     + f" | {last['win']}/{last['tie']}/{last['loss']} | "
+                     f"{mine['kl_to_base']:.1f} / {grpo['kl_to_base']:.1f} | "
+                     f"{mine['best_step']} / {grpo['best_step']} |")
+    lines += ["", "### Frontier of every run (unbiased best-of-n; Δ to GRPO at "
+              f"bo{heads[-1]} with its CI)", "",
+              "| run | policy | selected step / steps | bo1 | " + " | ".join(
+                  f"bo{n}" for n in heads) + f" | KL to base | Δbo{heads[-1]} vs GRPO |",
+              "|---|---|---|---|" + "---|" * len(heads) + "---|---|"]
+    for name, res in runs.items():
+        steps = res["config"]["training"]["steps"]
+        for policy, e in {"base": res["base"], **res["rules"]}.items():
+            step = "–" if policy == "base" else f"{e['best_step']} / {steps}"
+            delta = _ci(e["vs_grpo"][heads[-1]]) if "vs_grpo" in e else "–"
+            lines.append(f"| `{name}` | {_label(res, policy)} | {step} | "
+                         f"{e['unbiased_best_of_n']['1']:.3f} | "
+                         + " | ".join(f"{e['unbiased_best_of_n'][n]:.3f}" for n in heads)
+                         + f" | {e['kl_to_base']:.1f} | {delta} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+    import os
+
+    parser = argparse.ArgumentParser(description=combined_markdown.__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run directories holding posttrain.json")
+    parser.add_argument("--rule", default="tea", help="rule compared with GRPO")
+    args = parser.parse_args(argv)
+    runs = {}
+    for directory in args.runs:
+        with open(os.path.join(directory, "posttrain.json")) as f:
+            runs[os.path.basename(os.path.normpath(directory))] = json.load(f)
+    print(combined_markdown(runs, rule=args.rule), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,7 +3,8 @@
 One step: draw ``B`` training prompts, sample ``m`` responses for each, score them with the
 frozen reward model, turn the ``[B, m]`` rewards into advantages with
 ``tailext.torch.advantages(method=rule)``, and take an AdamW step on the grouped
-policy-gradient loss with a KL penalty to the initial policy. Every ``validate_every`` steps
+policy-gradient loss with a KL penalty to the initial policy (optionally after rescaling the
+batch's advantages to unit root-mean-square, ``normalize_advantages``). Every ``validate_every`` steps
 the policy is scored on fixed validation prompts (the paper's rule: mean of the top
 ``val_top`` of ``val_samples`` rewards per prompt) and the best checkpoint is kept.
 
@@ -26,7 +27,7 @@ from tailext.torch import advantages, grouped_policy_loss
 from .posttrain_config import TrainConfig
 from .posttrain_model import Policy, RewardModel, response_logprobs, sample
 
-__all__ = ["TrainConfig", "TrainResult", "train", "validation_score"]
+__all__ = ["TrainConfig", "TrainResult", "train", "unit_rms", "validation_score"]
 
 
 class TrainResult(NamedTuple):
@@ -57,6 +58,17 @@ def validation_score(policy: Policy, reward_model: RewardModel, prompts: torch.T
     rollouts = sample(policy, repeated, max_len=max_len, generator=generator)
     rewards = reward_model(repeated, rollouts.responses).view(prompts.shape[0], samples)
     return rewards.topk(top, dim=1).values.mean()
+
+
+def unit_rms(advantages: torch.Tensor) -> torch.Tensor:
+    """``A / sqrt(mean(A²))`` over the whole batch; all-zero advantages stay zero.
+
+    One scale per batch (not per group), so the rule's weighting of groups against each
+    other is kept and only its overall size — which, under a fixed KL coefficient, acts as
+    an inverse KL strength — is taken out.
+    """
+    rms = advantages.square().mean().sqrt()
+    return advantages / rms if bool(rms > 0) else advantages
 
 
 def _state(config, step, policy, optimizer, generator, best, history):
@@ -128,6 +140,8 @@ def train(config: TrainConfig, initial: Policy, reward_model: RewardModel,
         rollouts = sample(policy, prompts, max_len=config.max_len, generator=generator)
         rewards = reward_model(prompts, rollouts.responses).view(B, m)
         adv = advantages(rewards, method=config.rule, **config.rule_options).reshape(-1)
+        if config.normalize_advantages:
+            adv = unit_rms(adv)
         logprobs = response_logprobs(policy, prompts, rollouts.responses)
         with torch.no_grad():
             ref_logprobs = response_logprobs(reference, prompts, rollouts.responses)

@@ -47,14 +47,10 @@ def _word(token: int) -> str:
 
 def task_tokenizer():
     """Word-level tokenizer whose ids are the task's token ids (``<eos>`` doubles as pad)."""
-    import transformers
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tailext.integrations.trl import word_tokenizer
 
-    vocab = {_word(i): i for i in range(VOCAB)}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<sep>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token="<eos>", pad_token="<eos>", unk_token="<sep>")
+    return word_tokenizer([_word(i) for i in range(VOCAB)], eos_token="<eos>",
+                          pad_token="<eos>", unk_token="<sep>")
 
 
 def tiny_llama(seed: int):

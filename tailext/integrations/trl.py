@@ -14,6 +14,9 @@ two methods, calling TRL's own code for both:
 
 TRL's ``scale_rewards`` does not apply: the rule defines its own scaling (``grpo_z`` with
 ``eps=1e-4, ddof=1`` reproduces TRL's ``scale_rewards="group"``).
+
+:func:`word_tokenizer` builds a whitespace word-level tokenizer from a word list, for toy
+models built in code (tests, ``tailext validate posttrain --trl``) that must not download one.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from trl import GRPOTrainer
 
 from ..rules import get_rule
 
-__all__ = ["TailextGRPOTrainer"]
+__all__ = ["TailextGRPOTrainer", "word_tokenizer"]
 
 
 class TailextGRPOTrainer(GRPOTrainer):
@@ -122,3 +125,73 @@ class TailextGRPOTrainer(GRPOTrainer):
             logged.pop()
         logged.extend(all_advantages.tolist())
         return output
+
+
+def _word_tokenizer_iv(vocabulary, specials):
+    words = list(vocabulary)
+    if not words or not all(isinstance(w, str) and w and not any(c.isspace() for c in w)
+                            for w in words):
+        raise ValueError("vocabulary must be a non-empty sequence of non-empty words without "
+                         f"whitespace, got {vocabulary!r}.")
+    repeated = sorted({w for w in words if words.count(w) > 1})
+    if repeated:
+        raise ValueError(f"vocabulary has repeated words {repeated}; a word's id is its "
+                         "position, so words must be distinct.")
+    for role, token in specials.items():
+        if token is not None and token not in words:
+            raise ValueError(f"{role}={token!r} is not in the vocabulary.")
+    return words
+
+
+def word_tokenizer(vocabulary, *, eos_token: str, pad_token: str | None = None,
+                   unk_token: str | None = None, bos_token: str | None = None):
+    """Whitespace word-level ``PreTrainedTokenizerFast`` whose id of ``vocabulary[i]`` is ``i``.
+
+    ``encode("w3 w1") == [id("w3"), id("w1")]``; decoding joins words with single spaces.
+    Meant for tiny models built in code (no download): a policy's token ids can be chosen to
+    equal the word ids.
+
+    Parameters
+    ----------
+    vocabulary : sequence of str
+        Distinct words without whitespace; special tokens are words of it too.
+    eos_token : str
+        End-of-sequence word (TRL stops completions at it).
+    pad_token, unk_token, bos_token : str, optional
+        Padding (may equal ``eos_token``), unknown-word and beginning-of-sequence words;
+        ``unk_token`` is also what an out-of-vocabulary word encodes to.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+
+    Raises
+    ------
+    ValueError
+        Empty vocabulary, a word that is empty or holds whitespace, repeated words, or a
+        special token that is not in the vocabulary.
+
+    Notes
+    -----
+    Without ``unk_token`` an unknown word cannot be encoded (the backend raises).
+
+    Examples
+    --------
+    >>> tok = word_tokenizer(["<eos>", "a", "b"], eos_token="<eos>", pad_token="<eos>")
+    >>> tok("b a b")["input_ids"]
+    [2, 1, 2]
+    >>> tok.decode([1, 2, 0], skip_special_tokens=True)
+    'a b'
+    """
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    specials = {"eos_token": eos_token, "pad_token": pad_token, "unk_token": unk_token,
+                "bos_token": bos_token}
+    words = _word_tokenizer_iv(vocabulary, specials)
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)},
+                                         unk_token=unk_token))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.decoder = decoders.WordPiece()          # joins words with single spaces
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, **{k: v for k, v in specials.items() if v is not None})
