@@ -61,8 +61,8 @@ class RecordingRewards:
         return rewards
 
 
-class CapturingTrainer(TailextGRPOTrainer):
-    """Keeps the advantages handed to the loss."""
+class CaptureAdvantages:
+    """Mixin for a GRPO trainer: keeps the advantages handed to the loss."""
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
@@ -70,7 +70,15 @@ class CapturingTrainer(TailextGRPOTrainer):
         return output
 
 
-def make_trainer(tmp_path, reward_fn, config=None, **kwargs):
+class CapturingTrainer(CaptureAdvantages, TailextGRPOTrainer):
+    """TailextGRPOTrainer, capturing advantages."""
+
+
+class CapturingStockTrainer(CaptureAdvantages, trl.GRPOTrainer):
+    """TRL's own GRPOTrainer, capturing advantages."""
+
+
+def make_trainer(tmp_path, reward_fn, config=None, trainer_class=CapturingTrainer, **kwargs):
     from datasets import Dataset
 
     tokenizer = tiny_tokenizer()
@@ -81,7 +89,7 @@ def make_trainer(tmp_path, reward_fn, config=None, **kwargs):
         learning_rate=0.05, beta=0.0, logging_steps=1, report_to="none", save_strategy="no",
         use_cpu=True, bf16=False, disable_tqdm=True, seed=0, dataloader_num_workers=0,
         **(config or {}))
-    return CapturingTrainer(model=tiny_model(tokenizer, seed=0), reward_funcs=reward_fn,
+    return trainer_class(model=tiny_model(tokenizer, seed=0), reward_funcs=reward_fn,
                             args=args, train_dataset=dataset, processing_class=tokenizer,
                             **kwargs)
 
@@ -110,6 +118,22 @@ def test_short_training_run_uses_tea_advantages(tmp_path):
     changed = [not torch.equal(b, p.detach()) for b, p in zip(before,
                                                               trainer.model.parameters())]
     assert any(changed), "no parameter moved in two GRPO steps"
+
+
+def test_grpo_z_with_sample_std_equals_stock_trl_advantages(tmp_path):
+    # Peer check (BASELINES.md): TRL's scale_rewards="group" is (r − mean)/(sample std + 1e-4).
+    reward_fn = RecordingRewards()
+    trainer = make_trainer(tmp_path, reward_fn, config={"scale_rewards": "group"},
+                           trainer_class=CapturingStockTrainer)
+    trainer.train()
+    assert len(trainer.captured) == len(reward_fn.returned) >= 1
+    for rewards, advantages in zip(reward_fn.returned, trainer.captured):
+        grouped = np.asarray(rewards, dtype=np.float32).astype(np.float64)
+        grouped = grouped.reshape(-1, NUM_GENERATIONS)
+        ours = tailext.advantages(grouped, method="grpo_z", ddof=1, eps=1e-4).reshape(-1)
+        # TRL works in float32: agreement to float32 rounding of unit-scale advantages.
+        np.testing.assert_allclose(advantages.double().numpy(), ours, rtol=0,
+                                   atol=1e-5 * max(np.abs(ours).max(), 1.0))
 
 
 def test_bad_rule_or_options_fail_before_training(tmp_path):
