@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .posttrain_config import TrainConfig
+from .results_io import write_json
 
 #: rule name → (label, options); CAT-BoN stands in for the test-time-aware baselines
 RULES = {
@@ -293,8 +294,7 @@ def _check_run_directory(out: str, config: PosttrainConfig):
             raise SystemExit(f"{out} holds a run with a different configuration ({found}); "
                              f"use another --out.")
     else:
-        with open(manifest, "w") as f:
-            json.dump(wanted, f, indent=1)
+        write_json(manifest, wanted, indent=1)
 
 
 def _cached_evaluation(path, compute):
@@ -376,8 +376,7 @@ def run(args) -> int:
                               out=out, device=device, evaluate=evaluate)
             evaluations_trl = trl_run.pop("evaluations")
             trl_section = trl_run
-            with open(cached, "w") as f:
-                json.dump(trl_section, f)
+            write_json(cached, trl_section, indent=None)
         trl_section["summary"] = summarize(evaluations_trl, config, reference="trl_base",
                                            base="trl_base")
         timings["trl_s"] = time.perf_counter() - t0
@@ -397,8 +396,7 @@ def run(args) -> int:
         "rules": {rule: {**training[rule], **summary[rule]} for rule in config.rules},
         "trl": trl_section,
     }
-    with open(os.path.join(out, "posttrain.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(os.path.join(out, "posttrain.json"), results, indent=1)
     from .posttrain_report import write_markdown, write_plot
     write_markdown(results, os.path.join(out, "posttrain.md"))
     write_plot(results, os.path.join(out, "posttrain_frontier.png"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 
 import tailext
 
+from .results_io import write_json
 from .simulation import CellStatistics, SimulationConfig, summarize_cell
 from .slopes import fit_loglog_slope
 
@@ -113,14 +113,6 @@ def config_record(config: SimulationConfig) -> dict:
                         "quadrature) minus an exactly mean-zero influence-function control "
                         "variate; variance from the plain estimates"),
     }
-
-
-def write_json(path: Path, record: dict) -> None:
-    """Write ``record`` atomically (a partial file is never left half-written)."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, allow_nan=False))
-    os.replace(tmp, path)
 
 
 def monte_carlo_record(check: str, config: SimulationConfig, rows: list[dict], *,

@@ -28,6 +28,7 @@ import numpy as np
 
 from .bandit import Scenario, make_prompts
 from .bandit_training import TrainConfig
+from .results_io import write_json
 
 #: Rules compared, in report order; those not registered are listed as missing.
 RULES = ("grpo", "grpo_z", "rloo", "bon_max_mean", "bon_max_second", "bon_mean",
@@ -110,21 +111,6 @@ def config_from_args(args) -> SimulatorConfig:
     if args.steps is not None:
         config = replace(config, train=replace(config.train, steps=args.steps))
     return config
-
-
-def write_json(path: Path, record: dict) -> None:
-    """Write atomically (a partial file is never left behind by Ctrl-C)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, allow_nan=False, default=_jsonable))
-    tmp.replace(path)
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value)}")
 
 
 def run(args) -> int:
