@@ -22,6 +22,8 @@ import numpy as np
 
 import tailext
 
+from .rule_names import method_of, rule_call
+
 from .bandit import PromptSet, cdf, kl_gradient, policy, sample, top_k_of_n_mean
 
 
@@ -65,7 +67,7 @@ class Adam:
 
 def rule_options(method, n_target, rng):
     """Options passed to a rule: ``n_target`` and a ``seed`` Generator when it takes them."""
-    accepted = tailext.get_rule(method).options
+    accepted = tailext.get_rule(method_of(method)).options
     options = {}
     if "n_target" in accepted:
         options["n_target"] = n_target
@@ -95,7 +97,8 @@ def policy_gradient(theta, features, rewards, uniforms, method, options):
     sampled_rewards = np.take_along_axis(rewards[:, :, None], picks, axis=-1)
     scores = (np.take_along_axis(features[:, :, None], picks[..., None], axis=-2)
               - mean_phi[..., None, :])
-    adv = tailext.advantages(sampled_rewards.reshape(S * B * L, m), method=method, **options)
+    adv = tailext.advantages(sampled_rewards.reshape(S * B * L, m),
+                             **rule_call(method, **options))
     grad = np.einsum("sblm,sblmd->sld", adv.reshape(S, B, L, m), scores) / (B * m)
     return grad, probs, mean_phi
 

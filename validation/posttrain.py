@@ -218,12 +218,14 @@ def advantage_statistics(rewards, config: PosttrainConfig) -> dict:
     """
     import tailext
 
+    from .rule_names import rule_call
+
     m = config.training.group_size
     groups = rewards[:, : rewards.shape[1] // m * m].reshape(-1, m)
-    grpo = tailext.advantages(groups, method=REFERENCE_RULE)
+    grpo = tailext.advantages(groups, **rule_call(REFERENCE_RULE))
     stats = {}
     for rule in config.rules:
-        A = tailext.advantages(groups, method=rule, **RULES[rule][1])
+        A = tailext.advantages(groups, **rule_call(rule, **RULES[rule][1]))
         varying = (A.std(axis=1) > 0) & (grpo.std(axis=1) > 0)
         corr = [np.corrcoef(a, b)[0, 1] for a, b in zip(A[varying], grpo[varying])]
         stats[rule] = {"rms": float(np.sqrt((A ** 2).mean())),

@@ -26,6 +26,7 @@ from tailext.torch import advantages, grouped_policy_loss
 
 from .posttrain_config import TrainConfig
 from .posttrain_model import Policy, RewardModel, response_logprobs, sample
+from .rule_names import rule_call
 
 __all__ = ["TrainConfig", "TrainResult", "train", "unit_rms", "validation_score"]
 
@@ -139,7 +140,7 @@ def train(config: TrainConfig, initial: Policy, reward_model: RewardModel,
         prompts = train_prompts[rows].repeat_interleave(m, dim=0)
         rollouts = sample(policy, prompts, max_len=config.max_len, generator=generator)
         rewards = reward_model(prompts, rollouts.responses).view(B, m)
-        adv = advantages(rewards, method=config.rule, **config.rule_options).reshape(-1)
+        adv = advantages(rewards, **rule_call(config.rule, **config.rule_options)).reshape(-1)
         if config.normalize_advantages:
             adv = unit_rms(adv)
         logprobs = response_logprobs(policy, prompts, rollouts.responses)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .posttrain_model import EOS, SEP, VOCAB
+from .rule_names import rule_call
 
 
 class CausalLMPolicy(nn.Module):
@@ -128,10 +129,11 @@ def run_trl(*, rule: str, options: dict, splits, corpus_prompts, corpus, reward_
         report_to="none", save_strategy="no", use_cpu=torch.device(device).type == "cpu",
         bf16=False, seed=child_seed(config.seed, "trl train") % 2 ** 31,
         dataloader_num_workers=0)
+    call = rule_call(rule, **options)
     trainer = TailextGRPOTrainer(
         model=base_path, reward_funcs=TaskReward(reward_model, max_len=training.max_len),
         args=args, train_dataset=dataset, processing_class=task_tokenizer(),
-        advantage_method=rule, advantage_options=options)
+        advantage_method=call.pop("method"), advantage_options=call)
     with torch.random.fork_rng(devices=[]):
         trainer.train()
     trained = CausalLMPolicy(trainer.model).eval().requires_grad_(False)

@@ -29,6 +29,7 @@ import numpy as np
 from .bandit import Scenario, make_prompts
 from .bandit_training import TrainConfig
 from .results_io import write_json
+from .rule_names import method_of
 
 #: Rules compared, in report order; those not registered are listed as missing.
 RULES = ("grpo", "grpo_z", "rloo", "bon_max_mean", "bon_max_second", "bon_mean",
@@ -130,7 +131,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started, cpu_started = time.perf_counter(), time.process_time()
-    available = set(tailext.available_methods())
+    available = {key for key in config.rules if method_of(key) in tailext.available_methods()}
     record = {"tool": "tailext validate simulator", "version": tailext.__version__,
               "seed": config.seed, "quick": bool(args.quick), "config": config.as_dict(),
               "missing_rules": [r for r in config.rules if r not in available],

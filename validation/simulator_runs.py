@@ -10,6 +10,7 @@ from tailext.oracle import cosine, oracle_advantages, policy_update
 
 from .bandit import cdf, kl_divergence, policy, sample
 from .bandit_training import rule_options, train_cell
+from .rule_names import rule_call
 
 
 def plan_cells(config, available) -> list[dict]:
@@ -143,8 +144,8 @@ def alignment_table(world, config, available) -> dict:
                           "oracle_plugin": oracle_advantages(r, n_target=N).advantages}
             for rule in rules:
                 try:
-                    candidates[rule] = tailext.advantages(r, method=rule,
-                                                          **rule_options(rule, N, rng))
+                    candidates[rule] = tailext.advantages(
+                        r, **rule_call(rule, **rule_options(rule, N, rng)))
                 except ValueError as error:
                     errors[f"{rule}@m={m}"] = str(error)
             for name, adv in candidates.items():
