@@ -114,14 +114,23 @@ def _compute(rule, x, mask, options, policy, where=None):
             raise small_group_error(rule, options, m, minimum, where)
         small = torch.full((), n_groups, dtype=torch.int64, device=x.device)
         return torch.zeros_like(x), small, _zero_count(x)
-    # Groups of equal valid size, packed valid-first in their order (one device sync for the
-    # distinct sizes).
     counts = mask.sum(dim=1)
     small_rows = (counts > 0) & (counts < minimum)
     if policy == "raise" and bool(small_rows.any()):
         row = int(torch.nonzero(small_rows)[0, 0])
         where = where or ("the group" if n_groups == 1 else f"group {row} of `rewards`")
         raise small_group_error(rule, options, int(counts[row]), minimum, where)
+    if rule.torch_masks:  # sync-free: the rule leaves invalid rollouts out itself
+        usable = counts >= minimum
+        out = rule.torch(x, mask, **options)
+        discrete = _zero_count(x)
+        if rule.tail_fit:
+            out, flags = out
+            discrete = (flags & usable).sum()
+        out = torch.where(mask & usable[:, None], out, torch.zeros_like(out))
+        return out, small_rows.sum(), discrete
+    # Groups of equal valid size, packed valid-first in their order (one device sync for the
+    # distinct sizes).
     order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
     out = torch.zeros_like(x)
     discrete = _zero_count(x)

@@ -65,9 +65,14 @@ class AdvantageRule:
         ``min_group_size`` long, and validated options.
     torch : callable or None
         ``torch(rewards[B, m], valid[B, m] or None, **options) -> advantages[B, m]`` on the
-        rewards' device, sync-free, in the rewards' float32/float64 dtype; ``valid`` marks
-        the rollouts that count (see :mod:`tailext.torch`). ``None``: the torch adapter
-        computes the rule with ``numpy`` after one host round trip.
+        rewards' device, sync-free, in the rewards' float32/float64 dtype. ``None``: the
+        torch adapter computes the rule with ``numpy`` after one host round trip.
+    torch_masks : bool
+        Whether ``torch`` handles ``valid`` itself: it must then leave invalid rollouts out
+        of each group's statistics, for any number of valid rollouts per row (rows below
+        ``min_group_size`` may hold anything; the adapter zeroes them). Otherwise ``torch``
+        is only given whole valid groups (``valid=None``): the adapter packs the groups by
+        their number of valid rollouts, which costs one device sync.
     options : Mapping[str, object]
         Accepted keyword options and their defaults.
     check_options : callable
@@ -90,6 +95,7 @@ class AdvantageRule:
     numpy: Callable
     options: Mapping[str, object]
     torch: Callable | None = None
+    torch_masks: bool = False
     check_options: Callable = _no_option_check
     min_group_size: Callable = _one
     properties: frozenset = field(default_factory=frozenset)
@@ -123,9 +129,9 @@ class AdvantageRule:
 _REGISTRY: dict[str, AdvantageRule] = {}
 
 
-def register_rule(name: str, *, torch=None, check_options=None, min_group_size=None,
-                  properties=(), formula: str = "", label: str = "", tail_fit: bool = False,
-                  replace: bool = False):
+def register_rule(name: str, *, torch=None, torch_masks: bool = False, check_options=None,
+                  min_group_size=None, properties=(), formula: str = "", label: str = "",
+                  tail_fit: bool = False, replace: bool = False):
     """Decorator registering ``kernel(rewards, **options)`` as advantage rule ``name``.
 
     The accepted options and their defaults are the kernel's keyword-only parameters. The
@@ -140,6 +146,8 @@ def register_rule(name: str, *, torch=None, check_options=None, min_group_size=N
         ``torch(rewards, valid, **options)``; see :class:`AdvantageRule`. Without it the torch
         adapter computes the rule on the host (one device-to-host and one host-to-device
         copy per call).
+    torch_masks : bool
+        Whether ``torch`` handles the ``valid`` mask itself (see :class:`AdvantageRule`).
     check_options : callable, optional
         ``check_options(**options) -> options``; default: options pass unchanged.
     min_group_size : callable or int, optional
@@ -192,8 +200,9 @@ def register_rule(name: str, *, torch=None, check_options=None, min_group_size=N
         if shadowed:
             raise ValueError(f"rule {name!r} may not have options named {shadowed}: they are "
                              "arguments of tailext.advantages.")
-        rule = AdvantageRule(name, kernel, options, torch, check_options or _no_option_check,
-                             min_group_size or _one, claimed, formula, label or name, tail_fit)
+        rule = AdvantageRule(name, kernel, options, torch, bool_iv(torch_masks, "torch_masks"),
+                             check_options or _no_option_check, min_group_size or _one,
+                             claimed, formula, label or name, tail_fit)
         _REGISTRY[name] = rule
 
         def public(rewards, **kwargs):
