@@ -460,3 +460,38 @@ def test_tail_iv():
           "ValueError: `tail.scale` must be >= 0, got -1.0.")
     check(lambda: ai.tail_iv((np.zeros(2), np.zeros(2), [1.0, -0.5]), 2, False),
           "ValueError: `tail.scale` must be >= 0, got -0.5 at index (1,).")
+
+
+# --------------------------------------------------------------------- the structural rule
+_VALIDATED_MODULES = ("evaluation", "oracle", "constants", "prefix", "estimators")
+#: Public names that are not argument-checking entry points: validators themselves, and
+#: the documented unvalidated fast paths of hot loops.
+_EXEMPT = {"tail_settings_iv", "tail_size_iv", "best_of_n_from_cdf", "top_blocks"}
+
+
+@pytest.mark.parametrize("module_name", _VALIDATED_MODULES)
+def test_each_public_function_with_several_arguments_has_its_own_validator(module_name):
+    import importlib
+    import inspect
+
+    module = importlib.import_module(f"tailext.{module_name}")
+    for name in module.__all__:
+        function = getattr(module, name)
+        if name in _EXEMPT or not inspect.isfunction(function):
+            continue
+        if len(inspect.signature(function).parameters) > 1:
+            assert hasattr(module, f"_{name}_iv"), f"tailext.{module_name}.{name}"
+
+
+def test_no_module_imports_another_modules_private_validator():
+    import ast
+    import pathlib
+
+    root = pathlib.Path(ai.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                offenders += [f"{path.relative_to(root)}: {alias.name}" for alias in node.names
+                              if alias.name.startswith("_") and alias.name.endswith("_iv")]
+    assert offenders == []
