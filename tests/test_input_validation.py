@@ -43,7 +43,7 @@ def _with(row, col, value):
      "`n_target` must be an integer"),
     (lambda: tailext.tea_advantages(GOOD, tail_fraction=0.05), ValueError,
      r"group 0 of `rewards` has 16 valid rollout\(s\), too few for method 'tea' "
-     r"\(tail_fraction=0.05, .*\), which needs at least 21"),
+     r"\(tail_fraction=0.05\), which needs at least 21"),
     (lambda: tailext.tea_advantages(GOOD[:, :4]), ValueError,
      r"has 4 valid rollout\(s\), too few .* which needs at least 5"),
     (lambda: tailext.tea_advantages(GOOD, scale_floor=-1.0), ValueError,
@@ -53,7 +53,7 @@ def _with(row, col, value):
     (lambda: tailext.tea_advantages(GOOD, scale_floor="x"), TypeError,
      "`scale_floor` must be None or a real number"),
     (lambda: tailext.prefix_tea_advantages(GOOD[:, :12]), ValueError,
-     r"has 12 valid rollout\(s\), too few for method 'prefix_tea' .* at least 13"),
+     r"has 12 valid rollout\(s\), too few for method 'prefix_tea', which needs at least 13"),
     (lambda: tailext.prefix_sizes(12), ValueError,
      r"smallest prefix \(n_1=4\) keeps ceil\(beta\*n_1\)=1 < 2"),
     (lambda: tailext.prefix_sizes(8), ValueError,
@@ -111,7 +111,7 @@ def test_error_messages(call, exc, match):
 def test_register_rule_rejects_duplicates_and_unknown_properties():
     with pytest.raises(ValueError, match="already registered"):
         tailext.register_rule("tea")(lambda rewards: rewards)
-    with pytest.raises(ValueError, match="unknown properties"):
+    with pytest.raises(ValueError, match=r"`properties` has unknown name\(s\) 'fast'; known: "):
         tailext.register_rule("x", properties={"fast"})
 
 
