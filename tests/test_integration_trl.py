@@ -265,7 +265,7 @@ def test_configuration_errors_are_raised_before_the_model_loads(tmp_path):
           config={"scale_rewards": False})
     fails(ValueError, "needs multi_objective_aggregation=",
           config={"multi_objective_aggregation": "normalize_then_sum"})
-    fails(ValueError, "unknown advantage method 'TEA'. Did you mean 'tea'\?",
+    fails(ValueError, r"unknown advantage method 'TEA'. Did you mean 'tea'\?",
           advantage_method="TEA")
     fails(TypeError, "unknown option.*'k'", advantage_options={"k": 3})
     fails(TypeError, "`advantage_options` must be a mapping", advantage_options=[0.25])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from .. import reference
 from .._arguments import bool_iv, real_iv
 from .registry import register_rule
+
+# Kernels (numba) and references (scipy, via tailext.constants) are imported in the
+# functions that use them: registering the rules (import tailext.rules) stays cheap.
 
 __all__ = ["bon_max_mean", "bon_max_second"]
 
@@ -37,6 +39,8 @@ def bon_max_mean(rewards):
     >>> advantages([1.0, 5.0, 3.0], method="bon_max_mean").tolist()
     [0.0, 2.0, 0.0]
     """
+    from .. import reference
+
     return reference.bon_max_mean(rewards)
 
 
@@ -85,4 +89,6 @@ def bon_max_second(rewards, *, normalize=False, eps=1e-6):
     >>> advantages([1.0, 5.0, 3.0], method="bon_max_second").tolist()
     [0.0, 2.0, 0.0]
     """
+    from .. import reference
+
     return reference.bon_max_second(rewards, normalize, eps)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from .. import reference
 from .._arguments import choice_iv, real_iv
 from .registry import register_rule
+
+# Kernels (numba) and references (scipy, via tailext.constants) are imported in the
+# functions that use them: registering the rules (import tailext.rules) stays cheap.
 
 __all__ = ["grpo", "mean_centred", "rloo"]
 
@@ -61,6 +63,8 @@ def grpo(rewards, *, eps=1e-6, ddof=1):
     >>> advantages([0.0, 1.0], method="grpo", eps=0.0, ddof=0).tolist()
     [-1.0, 1.0]
     """
+    from .. import reference
+
     return reference.grpo(rewards, eps, ddof)
 
 
@@ -90,6 +94,8 @@ def mean_centred(rewards):
     >>> advantages([1.0, 2.0, 6.0], method="mean_centred").tolist()
     [-2.0, -1.0, 3.0]
     """
+    from .. import reference
+
     return reference.mean_centred(rewards)
 
 
@@ -115,4 +121,6 @@ def rloo(rewards):
     >>> advantages([1.0, 3.0], method="rloo").tolist()
     [-2.0, 2.0]
     """
+    from .. import reference
+
     return reference.rloo(rewards)

@@ -11,12 +11,12 @@ import functools
 
 import numpy as np
 
-from .. import _kernels
 from .._arguments import integer_iv
-from ..estimators import prefix_plan, tail_settings_iv, top_blocks
 from ..prefix import prefix_sizes, tail_count, tail_fraction_ratio
 from .registry import register_rule
 
+# The kernels (numba) and the tail settings (κ: scipy) are imported in the functions that
+# use them: registering the rules (import tailext.rules) stays cheap.
 __all__ = ["tea_advantages", "tea_raw_advantages", "prefix_tea_advantages", "tied_tails"]
 
 _ONE_WEIGHT = np.ones(1)
@@ -43,6 +43,8 @@ def tied_tails(tops, rewards):
 
 
 def _tail_options(*, tail_fraction, n_target, scale_floor):
+    from ..estimators import tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     return {"tail_fraction": settings.tail_fraction, "n_target": settings.n_target,
             "scale_floor": scale_floor}
@@ -56,6 +58,9 @@ def _tea_min_group_size(*, tail_fraction, n_target, scale_floor):
 def _prefix_advantages(rewards, sizes, weights, settings):
     counts = np.array([tail_count(int(n), settings.tail_fraction) for n in sizes],
                       dtype=np.int64)
+    from .. import _kernels
+    from ..estimators import top_blocks
+
     tops = top_blocks(rewards, sizes, counts)
     out = _kernels.prefix_tea_batch(rewards, tops, np.asarray(sizes, dtype=np.int64), counts,
                                     np.asarray(weights, dtype=np.float64), settings.floor_abs,
@@ -105,6 +110,8 @@ def _prefix_combined_torch(x, sizes, weights, settings):
 
 
 def _tea_torch(x, valid, *, tail_fraction, n_target, scale_floor):
+    from ..estimators import tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     return _prefix_combined_torch(x, [x.shape[1]], [1.0], settings)
 
@@ -154,11 +161,15 @@ def tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=Non
     >>> bool(abs(A.sum()) < 1e-12 and A.argmax() == 3)
     True
     """
+    from ..estimators import tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     return _prefix_advantages(rewards, [rewards.shape[1]], _ONE_WEIGHT, settings)
 
 
 def _tea_raw_torch(x, valid, *, tail_fraction, n_target, scale_floor):
+    from ..estimators import tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     psi, top = _fit_and_psi_torch(x, tail_count(x.shape[1], settings.tail_fraction), settings)
     return psi, _tied_tails_torch(top, x)
@@ -182,6 +193,9 @@ def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor
     >>> bool(a[:6].max() == 0.0 and a[7] > 0)
     True
     """
+    from .. import _kernels
+    from ..estimators import tail_settings_iv, top_blocks
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     k = tail_count(rewards.shape[1], settings.tail_fraction)
     tops = top_blocks(rewards, [rewards.shape[1]], [k])
@@ -214,6 +228,8 @@ def _prefix_min_group_size(*, tail_fraction, n_target, order, n_prefixes, scale_
 
 
 def _prefix_tea_torch(x, valid, *, tail_fraction, n_target, order, n_prefixes, scale_floor):
+    from ..estimators import prefix_plan, tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     plan = prefix_plan(x.shape[1], tail_fraction=settings.tail_fraction, order=order,
                        n_prefixes=n_prefixes)
@@ -265,6 +281,8 @@ def prefix_tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, order=2,
     >>> A.shape, bool(np.allclose(A.sum(axis=1), 0.0))
     ((2, 64), True)
     """
+    from ..estimators import prefix_plan, tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     plan = prefix_plan(rewards.shape[1], tail_fraction=settings.tail_fraction, order=order,
                        n_prefixes=n_prefixes)

@@ -1,0 +1,56 @@
+"""Importing tailext, its rule registry and its verl plugin loads neither numba nor scipy.
+
+verl loads the plugin (``tailext.integrations.verl_plugin``) in every process that imports
+verl, rollout servers included, and registers the rules in every process that imports verl's
+estimator registry: both must stay cheap. Checked in fresh interpreters (``sys.modules``);
+the measured times are in the integration docs, not asserted here.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("numba", "scipy")
+
+
+def fresh(code):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()
+
+
+@pytest.mark.parametrize("module", ["tailext", "tailext.rules",
+                                    "tailext.integrations.verl_plugin"])
+def test_import_loads_neither_numba_nor_scipy(module):
+    loaded = fresh(f"import sys, {module}\n"
+                   f"print(*[name for name in {HEAVY!r} if name in sys.modules])")
+    assert loaded == []
+
+
+def test_registering_the_rules_loads_neither_and_first_use_does():
+    out = fresh("import sys, numpy as np, tailext\n"
+                "names = tailext.available_methods()\n"
+                "print(len(names), *[n for n in ('numba', 'scipy') if n in sys.modules])\n"
+                "tailext.advantages(np.arange(8.0), method='tea')\n"
+                "print(*[n for n in ('numba', 'scipy') if n in sys.modules])\n")
+    assert out[0] == str(len(__import__("tailext").available_methods())) and out[1:] == [
+        "numba", "scipy"]
+
+
+def test_lazy_names_are_the_modules_objects():
+    import tailext
+    from tailext import constants, estimators, evaluation, rules
+
+    assert tailext.advantages is rules.advantages
+    assert tailext.kappa is constants.kappa and tailext.tail_vector is estimators.tail_vector
+    assert tailext.evaluation is evaluation
+    assert set(tailext.__all__) <= set(dir(tailext))
+    namespace = {}
+    exec("from tailext import *", namespace)
+    assert set(tailext.__all__) <= set(namespace)
+    with pytest.raises(AttributeError, match="module 'tailext' has no attribute 'tea_advantage'"):
+        tailext.tea_advantage
