@@ -171,6 +171,7 @@ def _finish(rule, minimum, rewards, work, mask, out, small, discrete, check_fini
 def _entry_iv(method, options, small_groups, check_finite, return_info):
     rule = get_rule(method)
     resolved = rule.resolve(options)
+    rule = rule.specialized(resolved)
     policy = choice_iv(small_groups, "small_groups", SMALL_GROUP_POLICIES)
     return (rule, resolved, policy, bool_iv(check_finite, "check_finite"),
             bool_iv(return_info, "return_info"))
