@@ -284,8 +284,9 @@ def test_check_rule_rejects_bad_options_of_a_composed_rule():
 def test_derive_must_return_known_attributes(own_registry):
     with pytest.raises(ValueError, match=r"derive\(\) returned unknown attributes \['torch'\]"):
         register_rule("bad_derive", derive=lambda: {"torch": None})(centred)
-    with pytest.raises(ValueError, match=r"derive\(\) returned unknown properties \['linear'\]"):
-        register_rule("bad_derive", derive=lambda: {"properties": {"linear"}})(centred)
+    with pytest.raises(ValueError, match=r"derive\(\) returned unknown properties "
+                                         r"\['monotonic'\].*Did you mean 'monotone'\?"):
+        register_rule("bad_derive", derive=lambda: {"properties": {"monotonic"}})(centred)
     with pytest.raises(TypeError, match="`derive` must be None or a callable"):
         register_rule("bad_derive", derive=1)
 

@@ -178,7 +178,7 @@ def _weighted_sum_torch(x, valid, *, components):
     min_group_size=_min_group_size, derive=derived, label="Weighted sum",
     formula=r"A_i = \sum_k w_k\, A^{(k)}_i")
 def weighted_sum(rewards, *, components=(("mean_centred", 0.5), ("tea", 0.5))):
-    r"""Weighted sum of registered rules, ``A = Σ_k w_k · A_k`` (e.g. ``λ A_GRPO + (1−λ) A_TEA``).
+    r"""Weighted sum of registered rules: ``A = Σ_k w_k · A_k``, e.g. ``λ A_GRPO + (1−λ) A_TEA``.
 
     .. math::
 

@@ -162,8 +162,10 @@ def _derived_iv(name: str, derived: Mapping) -> dict:
     if "properties" in derived:
         claimed = frozenset(derived["properties"])
         if not claimed <= PROPERTIES:
+            unknown = sorted(claimed - PROPERTIES)
             raise ValueError(f"rule {name!r}: derive() returned unknown properties "
-                             f"{sorted(claimed - PROPERTIES)}; known: {sorted(PROPERTIES)}.")
+                             f"{unknown}; known: {', '.join(sorted(PROPERTIES))}."
+                             f"{did_you_mean(unknown[0], PROPERTIES)}")
         attributes["properties"] = claimed
     return attributes
 
