@@ -22,6 +22,7 @@ ppo_utils = pytest.importorskip(
            "pip install --no-deps skyrl==0.1.0 skyrl-gym==0.4.0)")
 torch = pytest.importorskip("torch")
 ray = pytest.importorskip("ray")
+cloudpickle = pytest.importorskip("cloudpickle")
 from skyrl.train.config import AlgorithmConfig  # noqa: E402
 
 from tailext.integrations.skyrl import (  # noqa: E402
@@ -120,6 +121,13 @@ def test_register_names_keep_skyrl_builtins_and_are_idempotent():
     assert register() == names  # the same again: nothing changes
     assert {name: REGISTRY.get(name) for name in REGISTRY.list_available()} == held
     assert all(REGISTRY.get(name) is held[name] for name in held)
+    # a copy as the registry actor hands it to a worker equals the original (so a worker
+    # that registers again changes nothing either), without the last call's counts
+    mix = REGISTRY.get("weighted_sum")
+    skyrl_call("weighted_sum", *skyrl_batch([8, 8])[:3])
+    copy = cloudpickle.loads(cloudpickle.dumps(mix))
+    assert copy == mix and copy is not mix and mix.last_info is not None
+    assert copy.last_info is None
 
 
 def test_register_refuses_foreign_estimators_and_changed_options():
