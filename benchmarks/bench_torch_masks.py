@@ -50,7 +50,6 @@ def best_times(calls, repeats):
 def run(shape, dtype_name, invalid, repeats, seed):
     import torch
 
-    import tailext
     import tailext.torch as tt
 
     rng = np.random.default_rng(seed)
@@ -58,10 +57,10 @@ def run(shape, dtype_name, invalid, repeats, seed):
     rewards = torch.tensor(rng.normal(size=shape)).to(dtype)
     full = torch.ones(shape, dtype=torch.bool)
     valid = torch.tensor(rng.random(shape) >= invalid)
-    rows = []
-    for method in tailext.available_methods():
-        options = {"seed": 0} if "seed" in tailext.get_rule(method).options else {}
+    from bench_common import rule_variants
 
+    rows = []
+    for name, (method, options) in rule_variants().items():
         def call(**kwargs):
             return lambda: tt.advantages(rewards, method, **options, **kwargs)
 
@@ -70,7 +69,7 @@ def run(shape, dtype_name, invalid, repeats, seed):
             warnings.simplefilter("ignore")
             times = best_times(calls, repeats)
         base_wall, base_cpu = times[0]
-        rows.append({"method": method, **{
+        rows.append({"method": name, "options": options, **{
             variant: {"wall_s": wall, "cpu_s": cpu, "wall_ratio": wall / base_wall,
                       "cpu_ratio": cpu / base_cpu}
             for variant, (wall, cpu) in zip(VARIANTS, times)}})
@@ -93,7 +92,7 @@ def markdown(report):
 
 def main(argv=None):
     from bench_advantages import environment, parse_shape, set_threads
-    from provenance import tailext_commit
+    from bench_common import tailext_commit
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)

@@ -145,7 +145,7 @@ def markdown(report):
 
 def main(argv=None):
     from bench_advantages import environment
-    from provenance import tailext_commit
+    from bench_common import tailext_commit
 
     from validation.diagnostic_model import diagnostic_model
 

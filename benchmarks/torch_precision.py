@@ -38,23 +38,6 @@ CASES = ISSUE_CASES + GRID
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-#: Rows of the tables: every rule under its defaults (random rules with seed 0), and
-#: Prefix-TEA with ``ordering="given"`` (its only ordering before issue 12).
-VARIANTS = {"prefix_tea·given": ("prefix_tea", {"ordering": "given"})}
-
-
-def _variants():
-    import tailext
-
-    rows = {}
-    for method in tailext.available_methods():
-        accepted = tailext.get_rule(method).options
-        rows[method] = (method, {"seed": 0} if "seed" in accepted else {})
-        if "ordering" in accepted:  # a rule from before ordering existed has no such row
-            rows.update({k: v for k, v in VARIANTS.items() if v[0] == method})
-    return rows
-
-
 def measure_cell(method, options, dtype, scale, offset, rewards):
     """Errors of one (rule, dtype, case) → a result dict."""
     import torch
@@ -84,9 +67,11 @@ def measure_cell(method, options, dtype, scale, offset, rewards):
 
 
 def run(groups, size, seed):
+    from bench_common import rule_variants
+
     rewards = np.random.default_rng(seed).normal(size=(groups, size))
     results = []
-    for name, (method, options) in _variants().items():
+    for name, (method, options) in rule_variants().items():
         for dtype in DTYPES:
             for label, scale, offset in CASES:
                 start = time.perf_counter()
@@ -149,7 +134,7 @@ def markdown(report):
 def main(argv=None):
     
     from bench_advantages import environment
-    from provenance import tailext_commit
+    from bench_common import tailext_commit
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
