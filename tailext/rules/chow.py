@@ -47,12 +47,13 @@ def _chow_bon_rl_torch(x, valid, *, n_select, seed):
     """Masked Chow BoN-RL: the split is drawn among each row's valid rollouts.
 
     The host draws the keys of :func:`chow_selection` (``seed``'s ``random((B, m))``) and
-    copies them to the device; ``Sel`` is the ``n_sel`` smallest keys among the valid
-    rollouts (``n_sel = n // 2`` for ``n_select=None``, ``n`` the row's valid count), found
-    by one sort of the keys. With every rollout valid this is the numpy rule's split for the
-    same seed; with a mask it is a uniformly random ``n_sel``-subset of the valid rollouts
-    (not the split numpy draws for the compacted groups). Cost: a host draw of ``B m``
-    uniforms, their copy, one sort and O(B m) work.
+    sorts them (``σ = argsort``, the columns by increasing key); ``Sel`` is the first
+    ``n_sel`` valid rollouts in that order — the ``n_sel`` smallest keys among the valid
+    ones (``n_sel = n // 2`` for ``n_select=None``, ``n`` the row's valid count), found on
+    the device by a cumulative count, no sort. With every rollout valid this is the numpy
+    rule's split for the same seed; with a mask it is a uniformly random ``n_sel``-subset of
+    the valid rollouts (not the split numpy draws for the compacted groups). Cost: a host
+    draw and sort of ``B m`` uniforms (about 2 ms for ``[4096, 64]``), their copy, O(B m).
     """
     import torch
 
@@ -60,14 +61,13 @@ def _chow_bon_rl_torch(x, valid, *, n_select, seed):
 
     n_groups, m = x.shape
     frame = _torch_ops.row_frame(x, valid)
-    keys = _torch_ops.constant(seed_iv(seed).random((n_groups, m)), x, torch.float64)
-    keys = _torch_ops.masked(keys, valid, 2.0)  # invalid rollouts: above every key
+    by_key = _torch_ops.constant(np.argsort(seed_iv(seed).random((n_groups, m)), axis=1), x,
+                                 torch.int64)
     chosen = frame.count // 2 if n_select is None else torch.full_like(frame.count, n_select)
-    chosen = chosen.clamp(min=1, max=m)  # (rows too small for the rule are discarded)
-    threshold = torch.sort(keys, dim=1).values.gather(1, chosen - 1)
-    selected = keys <= threshold
-    if valid is not None:
-        selected = selected & valid
+    eligible = (torch.ones_like(by_key, dtype=torch.bool) if valid is None
+                else valid.gather(1, by_key))
+    first = eligible & (torch.cumsum(eligible.to(torch.int64), dim=1) <= chosen)
+    selected = torch.zeros_like(first).scatter(1, by_key, first)
     best = _torch_ops.first_max(frame, within=selected)
     gain = frame.size * _torch_ops.centred(frame).gather(1, best)  # n (x'* − x̄')
     below = ~selected & (x <= x.gather(1, best))
