@@ -53,8 +53,8 @@ def measure_cell(method, options, dtype, scale, offset, rewards):
     expected = tailext.advantages(exact_input, method=method, **options)
     try:
         got = tt.advantages(tensor, method=method, **options).double().numpy()
-    except ValueError as error:
-        return {"status": "error", "message": str(error)}
+    except ValueError as error:  # the start of the message says which check fired
+        return {"status": "error", "message": str(error)[:100]}
     size = np.abs(expected).max(axis=1)
     finite = np.isfinite(got).all(axis=1)
     error = np.abs(got - expected).max(axis=1)
@@ -78,6 +78,8 @@ def run(groups, size, seed):
                 cell = measure_cell(method, options, dtype, scale, offset, rewards)
                 cell.update(method=name, options=options, dtype=dtype, case=label,
                             seconds=time.perf_counter() - start)
+                cell = {key: float(f"{value:.4g}") if isinstance(value, float) else value
+                        for key, value in cell.items()}  # 4 digits: a third of the size
                 results.append(cell)
     return results
 
@@ -150,7 +152,8 @@ def main(argv=None):
               "environment": environment(None), "seconds": time.perf_counter() - start,
               "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "torch_precision.json").write_text(json.dumps(report, indent=2))
+    # one line: 1100 cells, ~3x smaller than indented
+    (args.out / "torch_precision.json").write_text(json.dumps(report))
     (args.out / "torch_precision.md").write_text(markdown(report))
     print(markdown(report))
 
