@@ -1,0 +1,1 @@
+"""The paper's theory, checked numerically: ``lemmas``, ``rates`` and ``appendix-e``."""
