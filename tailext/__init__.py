@@ -12,33 +12,29 @@ from .estimators import (
     crossfit_gradient,
     direct_gradient,
     prefix_plan,
-    prefix_tea_advantages,
     prefix_tea_gradient,
     shaped_reward,
     tail_vector,
-    tea_advantages,
-    tea_raw_advantages,
 )
 from .prefix import cancellation_weights, prefix_sizes, tail_count
-from .rules import AdvantageRule, advantages, available_methods, get_rule, register_rule
-from .baselines import (  # importing registers the baseline rules
-    bon_max_mean,
-    bon_max_second,
-    bon_mean,
-    cat_bon,
-    chow_bon_rl,
-    grpo,
-    grpo_z,
-    maxk_loo1,
-    rloo,
-)
-from . import evaluation, oracle  # best-of-n evaluation (MATH §7) and oracle A* (MATH §8)
+from .rules import (AdvantageResult, AdvantageRule, DiscreteRewardWarning, SmallGroupWarning,
+                    advantages, available_methods, get_rule, register_rule)
+from .rules.bon_max import bon_max_mean, bon_max_second
+from .rules.cat_bon import cat_bon
+from .rules.chow import chow_bon_rl
+from .rules.grpo import grpo, mean_centred, rloo
+from .rules.max_at_k import bon_mean, maxk_loo1
+from .rules.tea import prefix_tea_advantages, tea_advantages, tea_raw_advantages
+from . import evaluation, oracle  # best-of-n evaluation and the oracle advantage
 
 __all__ = [
     "__version__",
     "evaluation",
     "oracle",
+    "AdvantageResult",
     "AdvantageRule",
+    "DiscreteRewardWarning",
+    "SmallGroupWarning",
     "PrefixPlan",
     "TailVector",
     "advantages",
@@ -54,9 +50,9 @@ __all__ = [
     "expected_max_normal",
     "get_rule",
     "grpo",
-    "grpo_z",
     "kappa",
     "maxk_loo1",
+    "mean_centred",
     "prefix_plan",
     "prefix_sizes",
     "prefix_tea_advantages",

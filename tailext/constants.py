@@ -13,23 +13,13 @@ from typing import NamedTuple
 import numpy as np
 from scipy import integrate, special
 
+from ._arguments import MAX_N_TARGET, integer_iv, n_target_iv, tail_fraction_iv
+
 __all__ = ["expected_max_normal", "kappa", "tail_moments", "TailMoments"]
 
 #: Largest ``n`` for which :func:`expected_max_normal` is supported. The quadrature is
 #: accurate to about 1e-13 absolute over the whole range (see its Notes).
-MAX_EXPECTED_MAX_N = 10**7
-
-
-def _check_positive_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise TypeError(f"`{name}` must be an integer, got {value!r}.")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
-    return value
+MAX_EXPECTED_MAX_N = MAX_N_TARGET
 
 
 @functools.lru_cache(maxsize=4096)
@@ -101,9 +91,7 @@ def expected_max_normal(n):
     """
     arr = np.asarray(n)
     if arr.ndim == 0:
-        value = _check_positive_int(n, "n", 1)
-        if value > MAX_EXPECTED_MAX_N:
-            raise ValueError(f"`n` must be <= {MAX_EXPECTED_MAX_N}, got {value}.")
+        value = integer_iv(n, "n", low=1, high=MAX_EXPECTED_MAX_N)
         return _expected_max_normal_cached(value)
     flat = [expected_max_normal(v.item()) for v in arr.ravel()]
     return np.asarray(flat, dtype=np.float64).reshape(arr.shape)
@@ -127,19 +115,6 @@ class TailMoments(NamedTuple):
     v: float
 
 
-def _check_tail_fraction(tail_fraction) -> float:
-    if isinstance(tail_fraction, (bool, np.bool_)):
-        raise TypeError("`tail_fraction` must be a real number in (0, 1), got a bool.")
-    try:
-        beta = float(tail_fraction)
-    except (TypeError, ValueError):
-        raise TypeError(f"`tail_fraction` must be a real number in (0, 1), "
-                        f"got {tail_fraction!r}.") from None
-    if not (0.0 < beta < 1.0):  # also rejects NaN
-        raise ValueError(f"`tail_fraction` must be in the open interval (0, 1), got {beta}.")
-    return beta
-
-
 def tail_moments(tail_fraction) -> TailMoments:
     r"""Moments of the standard normal above its upper-``β`` quantile.
 
@@ -154,7 +129,7 @@ def tail_moments(tail_fraction) -> TailMoments:
     >>> round(m.z, 12), round(m.lam, 6)
     (0.0, 0.797885)
     """
-    beta = _check_tail_fraction(tail_fraction)
+    beta = tail_fraction_iv(tail_fraction)
     z = float(special.ndtri(1.0 - beta))
     # φ(z)/β through logs keeps λ accurate for very small β.
     lam = math.exp(-0.5 * z * z - 0.5 * math.log(2.0 * math.pi) - math.log(beta))
@@ -183,5 +158,5 @@ def kappa(tail_fraction=0.25, n_target=128) -> float:
     True
     """
     moments = tail_moments(tail_fraction)
-    n = _check_positive_int(n_target, "n_target", 2)
+    n = n_target_iv(n_target)
     return (expected_max_normal(n) - moments.lam) / math.sqrt(moments.v)

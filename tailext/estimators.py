@@ -1,6 +1,6 @@
 """Public TEA / Prefix-TEA estimators: tail fit, shaped reward, gradients and advantages.
 
-Every function validates its arguments (see :mod:`tailext._validation`), hands float64
+Every function validates its arguments (see :mod:`tailext._arguments`), hands float64
 C-contiguous arrays to a numba kernel (:mod:`tailext._kernels`) and returns float64 results.
 Pure-numpy references of the same quantities live in :mod:`tailext.reference`.
 """
@@ -12,25 +12,62 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _kernels
-from ._validation import (as_reward_batch, as_score_batch, check_tail_size,
-                          tail_settings_iv, unbatch)
-from .prefix import cancellation_weights, prefix_sizes, tail_count
+from ._arguments import bool_iv, n_target_iv, real_iv, rewards_iv, scores_iv, tail_fraction_iv
+from .constants import kappa, tail_moments
+from .prefix import cancellation_weights, prefix_sizes, tail_count, tail_fraction_ratio
 
 __all__ = [
     "TailVector",
     "tail_vector",
     "shaped_reward",
-    "tea_advantages",
-    "tea_raw_advantages",
-    "prefix_tea_advantages",
     "direct_gradient",
     "crossfit_gradient",
     "prefix_tea_gradient",
     "PrefixPlan",
     "prefix_plan",
+    "TailSettings",
+    "tail_settings_iv",
+    "tail_size_iv",
+    "top_blocks",
 ]
 
 _ONE_WEIGHT = np.ones(1)
+
+
+class TailSettings(NamedTuple):
+    """Validated tail-fit settings, as the kernels take them."""
+
+    tail_fraction: float
+    n_target: int
+    kappa: float
+    inv_beta: float
+    floor_abs: float
+    floor_rel: float
+
+
+def tail_settings_iv(tail_fraction, n_target, scale_floor) -> TailSettings:
+    """Validate ``tail_fraction``, ``n_target`` and ``scale_floor`` together."""
+    beta = tail_fraction_iv(tail_fraction)
+    n = n_target_iv(n_target)
+    floor = real_iv(scale_floor, "scale_floor", low=0.0, allow_none=True)
+    if floor is None:
+        floor_abs, floor_rel = 0.0, 0.5 * np.sqrt(tail_moments(beta).v)
+    else:
+        floor_abs, floor_rel = floor, 0.0
+    return TailSettings(beta, n, kappa(beta, n), 1.0 / beta, floor_abs, floor_rel)
+
+
+def tail_size_iv(group_size: int, tail_fraction: float, what: str = "group") -> int:
+    """``k = ceil(β m)``, raising unless ``k >= 2`` (a one-sample tail has no scale)."""
+    k = tail_count(group_size, tail_fraction)
+    if k < 2:
+        ratio = tail_fraction_ratio(tail_fraction)
+        smallest = ratio.denominator // ratio.numerator + 1  # least m with p·m > q
+        raise ValueError(
+            f"{what} size m={group_size} is too small for tail_fraction={tail_fraction}: the "
+            f"tail fit needs ceil(tail_fraction*m) >= 2 samples, got {k}; use m >= "
+            f"{smallest} or a larger tail_fraction.")
+    return k
 
 
 class TailVector(NamedTuple):
@@ -95,9 +132,9 @@ def tail_vector(rewards, *, tail_fraction=0.25, scale_floor=None) -> TailVector:
     >>> round(tail_vector(r, tail_fraction=0.25).scale, 4)  # the default floor binds here
     0.5632
     """
-    batch, was_1d = as_reward_batch(rewards)
+    batch, was_1d = rewards_iv(rewards)
     settings = tail_settings_iv(tail_fraction, 2, scale_floor)
-    k = check_tail_size(batch.shape[1], settings.tail_fraction)
+    k = tail_size_iv(batch.shape[1], settings.tail_fraction)
     h, mu, s = _kernels.tail_vector_batch(batch, k, settings.floor_abs, settings.floor_rel)
     if was_1d:
         return TailVector(float(h[0]), float(mu[0]), float(s[0]))
@@ -160,36 +197,14 @@ def shaped_reward(rewards, tail, *, tail_fraction=0.25, n_target=128):
     >>> bool(psi[:7].tolist() == [0.0] * 7 and psi[7] > 0)
     True
     """
-    batch, was_1d = as_reward_batch(rewards)
+    batch, was_1d = rewards_iv(rewards)
     settings = tail_settings_iv(tail_fraction, n_target, None)
     h, mu, s = _tail_iv(tail, batch.shape[0], was_1d)
     psi = _kernels.shaped_reward_batch(batch, h, mu, s, settings.inv_beta, settings.kappa)
-    return unbatch(psi, was_1d)
+    return psi[0] if was_1d else psi
 
 
-def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=None):
-    """Raw TEA advantage ``a_i = ψ(r_i; τ̂)``, ``τ̂`` fitted on the same group (MATH §4).
-
-    Not centred and not clipped: ``(1/m) Σ_i a_i S_i`` is the direct gradient estimator.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tailext import tea_raw_advantages
-    >>> a = tea_raw_advantages(np.arange(8.0))
-    >>> bool(a[:6].max() == 0.0 and a[7] > 0)
-    True
-    """
-    batch, was_1d = as_reward_batch(rewards)
-    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    k = check_tail_size(batch.shape[1], settings.tail_fraction)
-    tops = _top_blocks(batch, [batch.shape[1]], [k])
-    raw = _kernels.tea_raw_batch(batch, tops, settings.floor_abs,
-                                 settings.floor_rel, settings.inv_beta, settings.kappa)
-    return unbatch(raw, was_1d)
-
-
-def _top_blocks(batch, sizes, counts):
+def top_blocks(batch, sizes, counts):
     """The ``k`` largest values of every prefix ``batch[:, :n]``, side by side (any order).
 
     numpy's partition is SIMD-accelerated and much faster than a scalar quickselect per row
@@ -197,62 +212,6 @@ def _top_blocks(batch, sizes, counts):
     """
     return np.concatenate([np.partition(batch[:, :n], n - k, axis=1)[:, n - k:]
                            for n, k in zip(sizes, counts)], axis=1)
-
-
-def _prefix_advantages(batch, sizes, weights, settings):
-    counts = np.array([tail_count(int(n), settings.tail_fraction) for n in sizes],
-                      dtype=np.int64)
-    tops = _top_blocks(batch, sizes, counts)
-    return _kernels.prefix_tea_batch(batch, tops, np.asarray(sizes, dtype=np.int64), counts,
-                                     np.asarray(weights, dtype=np.float64),
-                                     settings.floor_abs, settings.floor_rel,
-                                     settings.inv_beta, settings.kappa)
-
-
-def tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=None):
-    r"""Tail-Extrapolated Advantage (TEA), the training form (MATH §4).
-
-    .. math::
-
-        A_i = (a_i)_+ - \frac1m\sum_j (a_j)_+,\qquad a_i = \psi(r_i;\hat\tau).
-
-    Parameters
-    ----------
-    rewards : array_like, shape ``(m,)`` or ``(B, m)``
-        Finite rewards of ``B`` groups of ``m`` rollouts; needs ``ceil(β m) >= 2``.
-    tail_fraction : float, default 0.25
-        ``β``, the upper-tail fraction of the fit.
-    n_target : int, default 128
-        ``N``, the best-of-N deployment budget extrapolated to.
-    scale_floor : float or None
-        See :func:`tail_vector`.
-
-    Returns
-    -------
-    ndarray, float64, same shape as ``rewards``
-        Advantages that sum to zero in every group, non-decreasing in the reward within a
-        group, invariant to adding a constant to a group and equivariant to scaling it by
-        ``a > 0`` (default floor).
-
-    Notes
-    -----
-    Only the top ``k = ceil(β m)`` rollouts can get a positive raw advantage; the clipping
-    ``(·)₊`` removes the negative dip of ψ just above the threshold, so the update never
-    pushes down a tail sample. A group of equal rewards gets zeros.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tailext import tea_advantages
-    >>> A = tea_advantages(np.array([[0.1, 0.5, 0.2, 0.9, 0.4, 0.3, 0.8, 0.7]]))
-    >>> bool(abs(A.sum()) < 1e-12 and A.argmax() == 3)
-    True
-    """
-    batch, was_1d = as_reward_batch(rewards)
-    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    m = batch.shape[1]
-    check_tail_size(m, settings.tail_fraction)
-    return unbatch(_prefix_advantages(batch, [m], _ONE_WEIGHT, settings), was_1d)
 
 
 class PrefixPlan(NamedTuple):
@@ -273,52 +232,6 @@ def prefix_plan(n, *, tail_fraction=0.25, order=2, n_prefixes=3) -> PrefixPlan:
     """
     sizes = prefix_sizes(n, tail_fraction=tail_fraction, n_prefixes=n_prefixes)
     return PrefixPlan(sizes, cancellation_weights(sizes, order=order))
-
-
-def prefix_tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, order=2,
-                          n_prefixes=3, scale_floor=None):
-    r"""Prefix-TEA advantage: TEA debiased by a jackknife over nested prefixes (MATH §5).
-
-    With prefix sizes ``n_1 < … < n_J = m`` (:func:`prefix_sizes`) and weights ``w``
-    (:func:`cancellation_weights` of order ``L``):
-
-    .. math::
-
-        c_i = \sum_j w_j \frac{m}{n_j} \mathbf 1\{i \le n_j\}\,
-        \psi_+(r_i; \hat\tau(r_{1:n_j})),\qquad A_i = c_i - \frac1m\sum_l c_l.
-
-    Parameters
-    ----------
-    rewards : array_like, shape ``(m,)`` or ``(B, m)``
-        The rollout order is used as given (rollouts are exchangeable); the smallest prefix
-        needs ``ceil(β n_1) >= 2``.
-    tail_fraction, n_target, scale_floor
-        As in :func:`tea_advantages`.
-    order : int, default 2
-        ``L``, the number of bias terms ``n^{-1} … n^{-L}`` cancelled.
-    n_prefixes : int, default 3
-        ``J >= L + 1``.
-
-    Notes
-    -----
-    Not permutation-equivariant: earlier rollouts enter more prefixes. It sums to zero per
-    group and is shift-invariant and scale-equivariant like TEA, but the negative weights
-    make it non-monotone in the reward.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tailext import prefix_tea_advantages
-    >>> r = np.random.default_rng(0).normal(size=(2, 64))
-    >>> A = prefix_tea_advantages(r)
-    >>> A.shape, bool(np.allclose(A.sum(axis=1), 0.0))
-    ((2, 64), True)
-    """
-    batch, was_1d = as_reward_batch(rewards)
-    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    plan = prefix_plan(batch.shape[1], tail_fraction=settings.tail_fraction, order=order,
-                       n_prefixes=n_prefixes)
-    return unbatch(_prefix_advantages(batch, plan.sizes, plan.weights, settings), was_1d)
 
 
 def _crossfit(fit, evaluation, scores, sizes, weights, settings):
@@ -355,12 +268,13 @@ def direct_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, scale_
     >>> bool(np.allclose(direct_gradient(r, S), tea_raw_advantages(r) / 8))
     True
     """
-    batch, was_1d = as_reward_batch(rewards)
-    score_batch = as_score_batch(scores, np.shape(rewards), was_1d)
+    batch, was_1d = rewards_iv(rewards)
+    score_batch = scores_iv(scores, np.shape(rewards), was_1d)
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     m = batch.shape[1]
-    check_tail_size(m, settings.tail_fraction)
-    return unbatch(_crossfit(batch, batch, score_batch, [m], _ONE_WEIGHT, settings), was_1d)
+    tail_size_iv(m, settings.tail_fraction)
+    result = _crossfit(batch, batch, score_batch, [m], _ONE_WEIGHT, settings)
+    return result[0] if was_1d else result
 
 
 def crossfit_gradient(fit_rewards, eval_rewards, eval_scores, *, tail_fraction=0.25,
@@ -388,16 +302,17 @@ def crossfit_gradient(fit_rewards, eval_rewards, eval_scores, *, tail_fraction=0
     >>> bool(np.allclose(crossfit_gradient(r, r, S), direct_gradient(r, S)))
     True
     """
-    fit, was_1d = as_reward_batch(fit_rewards, "fit_rewards")
-    evaluation, eval_1d = as_reward_batch(eval_rewards, "eval_rewards")
+    fit, was_1d = rewards_iv(fit_rewards, "fit_rewards")
+    evaluation, eval_1d = rewards_iv(eval_rewards, "eval_rewards")
     if fit.shape != evaluation.shape or was_1d != eval_1d:
         raise ValueError(f"`fit_rewards` and `eval_rewards` must have the same shape, got "
                          f"{np.shape(fit_rewards)} and {np.shape(eval_rewards)}.")
-    scores = as_score_batch(eval_scores, np.shape(eval_rewards), was_1d, "eval_scores")
+    scores = scores_iv(eval_scores, np.shape(eval_rewards), was_1d, "eval_scores")
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     n = fit.shape[1]
-    check_tail_size(n, settings.tail_fraction)
-    return unbatch(_crossfit(fit, evaluation, scores, [n], _ONE_WEIGHT, settings), was_1d)
+    tail_size_iv(n, settings.tail_fraction)
+    result = _crossfit(fit, evaluation, scores, [n], _ONE_WEIGHT, settings)
+    return result[0] if was_1d else result
 
 
 def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, order=2,
@@ -435,11 +350,10 @@ def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, or
     >>> prefix_tea_gradient(rng.normal(size=(3, 256)), rng.normal(size=(3, 256, 2))).shape
     (3, 2)
     """
-    batch, was_1d = as_reward_batch(rewards)
-    score_batch = as_score_batch(scores, np.shape(rewards), was_1d)
+    batch, was_1d = rewards_iv(rewards)
+    score_batch = scores_iv(scores, np.shape(rewards), was_1d)
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    if not isinstance(symmetric, (bool, np.bool_)):
-        raise TypeError(f"`symmetric` must be a bool, got {symmetric!r}.")
+    symmetric = bool_iv(symmetric, "symmetric")
     n = batch.shape[1] // 2
     plan = prefix_plan(n, tail_fraction=settings.tail_fraction, order=order,
                        n_prefixes=n_prefixes)
@@ -451,4 +365,5 @@ def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, or
     if symmetric:
         backward = _crossfit(second, first, first_scores, plan.sizes, plan.weights, settings)
         gradient = 0.5 * (gradient + backward)
-    return unbatch(gradient, was_1d)
+    result = gradient
+    return result[0] if was_1d else result

@@ -7,15 +7,14 @@ silent NaN) and return named result objects.
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 from scipy import special
 
-from ._validation import as_reward_batch, check_tail_size
-from .constants import _check_positive_int, _check_tail_fraction, kappa
-from .estimators import tail_vector
+from ._arguments import integer_iv, real_iv, rewards_iv, seed_iv, tail_fraction_iv
+from .constants import kappa
+from .estimators import tail_size_iv, tail_vector
 from .prefix import tail_count
 
 __all__ = [
@@ -53,7 +52,7 @@ def _budgets_iv(n, upper: int, what: str) -> np.ndarray:
     values = np.atleast_1d(np.asarray(n))
     if values.ndim != 1 or values.size == 0:
         raise ValueError(f"`n` must be an integer or a non-empty 1-D sequence, got {n!r}.")
-    budgets = np.array([_check_positive_int(v, "n", 1) for v in values], dtype=np.int64)
+    budgets = np.array([integer_iv(v, "n", low=1) for v in values], dtype=np.int64)
     if budgets.max() > upper:
         raise ValueError(f"best-of-n needs n <= {what} = {upper}, got n={int(budgets.max())}.")
     return budgets
@@ -86,7 +85,7 @@ def unbiased_weights(n_samples, n):
     >>> unbiased_weights(4, 2).tolist()
     [0.0, 0.16666666666666666, 0.3333333333333333, 0.5]
     """
-    M = _check_positive_int(n_samples, "n_samples", 1)
+    M = integer_iv(n_samples, "n_samples", low=1)
     n = int(_budgets_iv(n, M, "n_samples")[0])
     i = np.arange(M, n - 1, -1, dtype=np.float64)  # M, M−1, …, n
     factors = np.empty_like(i)
@@ -144,7 +143,7 @@ def best_of_n(rewards, n, *, method="unbiased") -> BestOfN:
 
 
 def _best_of_n_iv(rewards, n, method):
-    batch, _ = as_reward_batch(rewards)
+    batch, _ = rewards_iv(rewards)
     M = batch.shape[1]
     budgets = _budgets_iv(n, M, "the number of samples M")
     if method not in ("unbiased", "grouped"):
@@ -163,7 +162,7 @@ def _summarize(budgets, per_prompt) -> BestOfN:
 
 
 def _distribution_iv(values, weights):
-    batch, was_1d = as_reward_batch(values, "values")
+    batch, was_1d = rewards_iv(values, "values")
     probs = np.asarray(weights, dtype=np.float64)
     probs = probs[None, :] if probs.ndim == 1 else probs
     if probs.shape != batch.shape:
@@ -305,13 +304,13 @@ def tail_prediction(rewards, n, *, fit_size, tail_fraction=0.25,
 
 
 def _tail_prediction_iv(rewards, n, fit_size, tail_fraction):
-    batch, _ = as_reward_batch(rewards)
+    batch, _ = rewards_iv(rewards)
     M = batch.shape[1]
-    m = _check_positive_int(fit_size, "fit_size", 2)
+    m = integer_iv(fit_size, "fit_size", low=2)
     if m >= M:
         raise ValueError(f"`fit_size` must leave held-out samples: fit_size={m} >= M={M}.")
-    beta = _check_tail_fraction(tail_fraction)
-    check_tail_size(m, beta, "fit")
+    beta = tail_fraction_iv(tail_fraction)
+    tail_size_iv(m, beta, "fit")
     budgets = _budgets_iv(n, M - m, "the number of held-out samples M - fit_size")
     if budgets.min() < 2:
         raise ValueError("tail prediction needs every target n >= 2.")
@@ -366,14 +365,6 @@ class PairedBootstrap(NamedTuple):
     seed: object
 
 
-def _seed_iv(seed):
-    if seed is None or isinstance(seed, np.random.Generator):
-        return np.random.default_rng(seed)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"`seed` must be None, an int or a numpy Generator, got {seed!r}.")
-    return np.random.default_rng(int(seed))
-
-
 def paired_bootstrap(a, b, *, n_resamples=1000, confidence=0.95, seed=0) -> PairedBootstrap:
     r"""Paired prompt bootstrap of the mean difference ``mean(a − b)`` (MATH §7).
 
@@ -422,11 +413,9 @@ def paired_bootstrap(a, b, *, n_resamples=1000, confidence=0.95, seed=0) -> Pair
 
 def _paired_bootstrap_iv(a, b, n_resamples, confidence, seed):
     a, b = _paired_iv(a, b)
-    R = _check_positive_int(n_resamples, "n_resamples", 2)
-    if isinstance(confidence, (bool, np.bool_)) or not isinstance(confidence, numbers.Real) \
-            or not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"`confidence` must be a number in (0, 1), got {confidence!r}.")
-    return a, b, R, _seed_iv(seed)
+    R = integer_iv(n_resamples, "n_resamples", low=2)
+    real_iv(confidence, "confidence", low=0.0, high=1.0, low_open=True, high_open=True)
+    return a, b, R, seed_iv(seed)
 
 
 class WinTieLoss(NamedTuple):
@@ -472,9 +461,7 @@ def win_tie_loss(a, b, *, tol=0.0) -> WinTieLoss:
 
 def _win_tie_loss_iv(a, b, tol):
     a, b = _paired_iv(a, b)
-    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real) \
-            or not np.isfinite(tol) or tol < 0:
-        raise ValueError(f"`tol` must be a finite number >= 0, got {tol!r}.")
+    real_iv(tol, "tol", low=0.0)
     return a, b
 
 
@@ -555,13 +542,12 @@ def qq_linearity(rewards, *, tail_fraction=0.25, threshold=0.9) -> QQLinearity:
 
 
 def _qq_linearity_iv(rewards, tail_fraction, threshold):
-    batch, _ = as_reward_batch(rewards)
+    batch, _ = rewards_iv(rewards)
     M = batch.shape[1]
-    beta = _check_tail_fraction(tail_fraction)
+    beta = tail_fraction_iv(tail_fraction)
     k = tail_count(M, beta)
     if k < 3:
         raise ValueError(f"QQ linearity needs at least 3 tail points: ceil(tail_fraction*M) = "
                          f"{k} for M={M}, tail_fraction={beta}.")
-    if not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"`threshold` must be in [0, 1], got {threshold!r}.")
+    real_iv(threshold, "threshold", low=0.0, high=1.0)
     return batch, k

@@ -12,8 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import as_reward_batch, as_score_batch
-from .constants import _check_positive_int
+from ._arguments import integer_iv, rewards_iv, scores_iv
 from .evaluation import _distribution_iv, best_of_n_from_cdf, sorted_cdf
 
 __all__ = ["OracleAdvantage", "oracle_advantages", "Alignment", "oracle_alignment",
@@ -100,8 +99,8 @@ def oracle_advantages(pool, *, n_target=128, weights=None) -> OracleAdvantage:
 
 
 def _oracle_advantages_iv(pool, n_target, weights):
-    batch, was_1d = as_reward_batch(pool, "pool")
-    N = _check_positive_int(n_target, "n_target", 1)
+    batch, was_1d = rewards_iv(pool, "pool")
+    N = integer_iv(n_target, "n_target", low=1)
     probs = np.full(batch.shape, 1.0 / batch.shape[1]) if weights is None else weights
     batch, probs, _ = _distribution_iv(batch, probs)
     return batch, probs, N, was_1d
@@ -132,8 +131,8 @@ def policy_update(advantages, scores, *, weights=None):
 
 
 def _policy_update_iv(advantages, scores, weights):
-    A, was_1d = as_reward_batch(advantages, "advantages")
-    S = as_score_batch(scores, np.shape(advantages), was_1d)
+    A, was_1d = rewards_iv(advantages, "advantages")
+    S = scores_iv(scores, np.shape(advantages), was_1d)
     if weights is None:
         return A, S, np.full(A.shape, 1.0 / A.shape[1])
     return A, S, _distribution_iv(A, weights)[1]
@@ -212,8 +211,8 @@ def oracle_alignment(advantages, scores, pool, pool_scores, *, n_target=128,
 
 
 def _oracle_alignment_iv(advantages, pool):
-    A, was_1d = as_reward_batch(advantages, "advantages")
-    pool_batch, pool_1d = as_reward_batch(pool, "pool")
+    A, was_1d = rewards_iv(advantages, "advantages")
+    pool_batch, pool_1d = rewards_iv(pool, "pool")
     if was_1d != pool_1d or A.shape[0] != pool_batch.shape[0]:
         raise ValueError(f"`advantages` and `pool` must cover the same prompts, got shapes "
                          f"{np.shape(advantages)} and {np.shape(pool)}.")

@@ -6,12 +6,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from .constants import _check_positive_int, _check_tail_fraction
+from ._arguments import MAX_TAIL_DENOMINATOR, integer_iv, tail_fraction_iv
 
 __all__ = ["tail_count", "tail_fraction_ratio", "prefix_sizes", "cancellation_weights"]
-
-#: Largest denominator used when a float ``tail_fraction`` is read as a fraction ``p/q``.
-MAX_TAIL_DENOMINATOR = 1000
 
 
 def tail_fraction_ratio(tail_fraction) -> Fraction:
@@ -26,7 +23,7 @@ def tail_fraction_ratio(tail_fraction) -> Fraction:
     >>> tail_fraction_ratio(0.1), tail_fraction_ratio(0.25)
     (Fraction(1, 10), Fraction(1, 4))
     """
-    beta = _check_tail_fraction(tail_fraction)
+    beta = tail_fraction_iv(tail_fraction)
     return Fraction(beta).limit_denominator(MAX_TAIL_DENOMINATOR)
 
 
@@ -43,7 +40,7 @@ def tail_count(group_size, tail_fraction) -> int:
     (16, 3, 3)
     """
     ratio = tail_fraction_ratio(tail_fraction)
-    m = _check_positive_int(group_size, "group_size", 1)
+    m = integer_iv(group_size, "group_size", low=1)
     return -((-ratio.numerator * m) // ratio.denominator)
 
 
@@ -86,8 +83,8 @@ def prefix_sizes(n, *, tail_fraction=0.25, n_prefixes=3) -> np.ndarray:
     [44, 88, 128]
     """
     ratio = tail_fraction_ratio(tail_fraction)
-    n = _check_positive_int(n, "n", 1)
-    count = _check_positive_int(n_prefixes, "n_prefixes", 2)
+    n = integer_iv(n, "n", low=1)
+    count = integer_iv(n_prefixes, "n_prefixes", low=2)
     q = ratio.denominator
     sizes = np.array([n - q * (((count - j) * n) // (count * q)) for j in range(1, count + 1)],
                      dtype=np.int64)
@@ -147,7 +144,7 @@ def cancellation_weights(sizes, *, order=2) -> np.ndarray:
         raise ValueError(f"`sizes` must be positive, got {sizes.tolist()}.")
     if len(np.unique(sizes)) != len(sizes):
         raise ValueError(f"`sizes` must be distinct, got {sizes.tolist()}.")
-    order = _check_positive_int(order, "order", 0)
+    order = integer_iv(order, "order", low=0)
     if len(sizes) < order + 1:
         raise ValueError(f"order={order} needs at least {order + 1} prefix sizes, "
                          f"got {len(sizes)}.")

@@ -30,8 +30,8 @@ __all__ = [
     "prefix_tea",
     "centred",
     "group_std",
+    "mean_centred",
     "grpo",
-    "grpo_z",
     "rloo",
     "bon_max_mean",
     "bon_max_second",
@@ -158,13 +158,13 @@ def group_std(deviations, ddof):
     return np.sqrt(squares / (deviations.shape[1] - ddof))
 
 
-def grpo(rewards):
-    """GRPO: ``A_i = r_i − r̄``."""
+def mean_centred(rewards):
+    """Mean-centred advantage ``A_i = r_i − r̄``."""
     return centred(rewards)
 
 
-def grpo_z(rewards, eps, ddof=0):
-    """GRPO-Z: ``A_i = (r_i − r̄) / (sd + ε)``, sd with divisor ``m − ddof``; 0 where sd+ε = 0."""
+def grpo(rewards, eps=1e-6, ddof=1):
+    """GRPO: ``A_i = (r_i − r̄) / (sd + ε)``, sd with divisor ``m − ddof``; 0 where sd+ε = 0."""
     deviations = centred(rewards)
     denominator = group_std(deviations, ddof) + eps
     return deviations / np.where(denominator > 0, denominator, 1.0)
@@ -234,8 +234,8 @@ def max_at_k_transformed(rewards, k):
 
 
 def bon_mean(rewards, k, eps=1e-6):
-    """BoN mean (max@k): GRPO-Z (population sd, ``+ε``) of the transformed rewards ``r̃``."""
-    return grpo_z(max_at_k_transformed(rewards, k), eps, 0)
+    """BoN mean (max@k): the z-score (population sd, ``+ε``) of the transformed rewards ``r̃``."""
+    return grpo(max_at_k_transformed(rewards, k), eps, 0)
 
 
 def max_at_k_estimate(values, k):

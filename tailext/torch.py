@@ -1,12 +1,17 @@
 """Torch adapter: every registered advantage rule on the rewards' own device.
 
-``tailext.torch.advantages(rewards[B, m], method=...)`` computes the same numbers as
-:func:`tailext.advantages` with torch ops (``topk``, ``sort``, ``cumsum``, ``searchsorted``)
-on the tensor's device, without copying it to the host. Constants (``κ_N``, prefix weights,
-max@k weights, the Chow split) are computed on the host once per call from the options
-alone and moved to the device by an asynchronous copy, never a device sync.
-Half-precision and float32 rewards are computed in float32, float64 in float64, and the
-result is returned in the input dtype with no autograd graph attached.
+``tailext.torch.advantages(rewards[B, m], method=...)`` computes the numbers of
+:func:`tailext.advantages` with each rule's torch implementation (registered beside its numpy
+kernel, see :mod:`tailext.rules`) on the tensor's device, without copying it to the host.
+Constants (``κ_N``, prefix weights, max@k weights, the Chow split) are computed on the host
+from the options and group size alone and moved to the device by an asynchronous copy.
+Half-precision and float32 rewards are computed in float32, float64 in float64, and the result
+is returned in the input dtype with no autograd graph attached.
+
+Trainer policy (see :mod:`tailext.rules.policy`): groups too small for the rule get advantage 0
+by default (``small_groups="zero"``), rollouts marked invalid are left out of their group, and
+the counts are returned with ``return_info=True``. A rule registered without a torch
+implementation is computed by its numpy kernel after one device-to-host copy.
 
 Requires ``torch`` (``pip install tailext[torch]``); ``import tailext`` does not import it.
 """
@@ -16,33 +21,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import baselines
-from ._baseline_kernels import max_at_k_weights
-from ._validation import check_tail_size, tail_settings_iv
-from .constants import _check_positive_int
-from .estimators import prefix_plan
-from .rules import get_rule
+from ._arguments import bool_iv, choice_iv, real_iv
+from .rules.dispatch import compute_groups
+from .rules.policy import (SMALL_GROUP_POLICIES, AdvantageResult, small_group_error,
+                           warn_discrete, warn_small_groups)
+from .rules.registry import get_rule
 
 __all__ = ["advantages", "advantages_from_groups", "grouped_policy_loss"]
-
-_HALF = (torch.float16, torch.bfloat16)
 
 
 # --- validation ---------------------------------------------------------------------------
 
-def _check_finite(values: torch.Tensor, name: str, was_1d: bool):
-    """Raise naming the first non-finite entry (one device sync)."""
-    finite = torch.isfinite(values)
-    if bool(finite.all()):
-        return
-    row, col = (int(i) for i in torch.nonzero(~finite)[0])
-    value = values[row, col].item()
-    where = f"{name}[{col}]" if was_1d else f"row {row} of `{name}` (column {col})"
-    raise ValueError(f"non-finite reward {value} in {where}; rewards must be finite.")
-
-
-def _as_reward_tensor(rewards, check_finite: bool, name: str = "rewards"):
-    """``(work[B, m] float32/float64, was_1d)``; ``work`` never aliases a tensor we write."""
+def _reward_tensor_iv(rewards, valid, name: str = "rewards"):
+    """``(work[B, m] float32/float64, mask[B, m] bool or None, was_1d)``."""
     if not isinstance(rewards, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(rewards).__name__}; "
                         f"use tailext.advantages for numpy arrays.")
@@ -56,238 +47,171 @@ def _as_reward_tensor(rewards, check_finite: bool, name: str = "rewards"):
     was_1d = rewards.ndim == 1
     batch = rewards.detach()[None] if was_1d else rewards.detach()
     work = batch.to(torch.float64 if batch.dtype == torch.float64 else torch.float32)
-    if check_finite:
-        _check_finite(work, name, was_1d)
-    return work, was_1d
+    mask = None
+    if valid is not None:
+        if not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool:
+            raise TypeError("`valid` must be a boolean torch.Tensor (True = a valid rollout), "
+                            f"got {getattr(valid, 'dtype', type(valid).__name__)}.")
+        if tuple(valid.shape) != tuple(rewards.shape):
+            raise ValueError(f"`valid` must have the shape of `{name}` "
+                             f"{tuple(rewards.shape)}, got {tuple(valid.shape)}.")
+        mask = (valid[None] if was_1d else valid).to(work.device)
+    return work, mask, was_1d
 
 
-def _check_group_size(m: int, minimum: int, name: str = "rewards"):
-    if m < minimum:
-        raise ValueError(f"groups of `{name}` need at least {minimum} rollouts, got m={m}.")
+def _raise_nonfinite(work, mask, name, was_1d):
+    bad = ~torch.isfinite(work) if mask is None else (~torch.isfinite(work) & mask)
+    row, col = (int(i) for i in torch.nonzero(bad)[0])
+    value = work[row, col].item()
+    where = f"{name}[{col}]" if was_1d else f"row {row} of `{name}` (column {col})"
+    raise ValueError(f"non-finite reward {value} in {where}; rewards must be finite (mark a "
+                     "reward that could not be computed invalid with `valid`, or pass "
+                     "check_finite=False to treat non-finite rewards as invalid).")
 
 
-# --- shared pieces ------------------------------------------------------------------------
+# --- computing one block of equal-size groups -----------------------------------------------
 
-def _centred(x):
-    """``r − r̄`` as ``s − s̄`` with ``s = r − max(r)``: equal rewards give exact zeros."""
-    shifted = x - x.amax(dim=1, keepdim=True)
-    return shifted - shifted.mean(dim=1, keepdim=True)
+def _zero_count(like):
+    return torch.zeros((), dtype=torch.int64, device=like.device)
 
 
-def _std(x, ddof):
-    return torch.sqrt((_centred(x) ** 2).sum(dim=1, keepdim=True) / (x.shape[1] - ddof))
+def _call_torch(rule, x, options):
+    """The rule's torch implementation on whole valid groups → ``(out, discrete count)``."""
+    out = rule.torch(x, None, **options)
+    if rule.tail_fit:
+        out, flags = out
+        return out, flags.sum()
+    return out, _zero_count(x)
 
 
-def _safe_divide(numerator, denominator):
-    return numerator / torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+def _on_host(rule, x, mask, options, policy):
+    """A rule without a torch implementation: numpy kernel, one round trip to the host."""
+    host = x.cpu().numpy().astype(np.float64)
+    host_mask = None if mask is None else mask.cpu().numpy()
+    if host_mask is not None:
+        host = np.where(host_mask, host, 0.0)
+    out, (small, invalid, discrete) = compute_groups(rule, host, host_mask, options, policy)
+    counts = torch.tensor([small, discrete], dtype=torch.int64, device=x.device)
+    return torch.from_numpy(out).to(device=x.device, dtype=x.dtype), counts[0], counts[1]
 
 
-def _zscore(x, eps, ddof):
-    return _safe_divide(_centred(x), _std(x, ddof) + eps)
+def _compute(rule, x, mask, options, policy, where=None):
+    """Advantages of ``x[B, m]`` (finite where ``mask``) → ``(out, small, discrete)``.
 
-
-def _constant(values, like):
-    """A host array on ``like``'s device and dtype without a device sync.
-
-    A blocking host-to-device copy synchronizes with the device, so on CUDA the array is
-    staged in pinned memory and copied asynchronously (the caching host allocator keeps the
-    buffer alive until the copy has run).
+    ``small`` and ``discrete`` are 0-d int64 tensors on the device; ``where`` names a group
+    in the small-group error (default: by its row).
     """
-    host = torch.from_numpy(np.ascontiguousarray(values))
-    if like.device.type == "cuda":
-        host = host.pin_memory()
-    return host.to(device=like.device, non_blocking=True).to(like.dtype)
-
-
-def _put_at(like, index, values):
-    """Zeros shaped like ``like`` with ``values[B, 1]`` at column ``index[B, 1]``."""
-    return torch.zeros_like(like).scatter(1, index, values)
-
-
-# --- rules --------------------------------------------------------------------------------
-# Each takes a validated [B, m] float32/float64 tensor and the rule's full option dict,
-# validates the options like the numpy rule and returns [B, m] in the same dtype.
-
-def _grpo(x):
-    return _centred(x)
-
-
-def _grpo_z(x, eps, ddof):
-    eps, ddof = baselines._eps_iv(eps), baselines._ddof_iv(ddof)
-    _check_group_size(x.shape[1], 1 + ddof)
-    return _zscore(x, eps, ddof)
-
-
-def _rloo(x):
-    m = x.shape[1]
-    _check_group_size(m, 2)
-    return m / (m - 1) * _centred(x)
-
-
-def _bon_max_mean(x):
-    best = x.argmax(dim=1, keepdim=True)  # first index of the maximum
-    return _put_at(x, best, _centred(x).gather(1, best))
-
-
-def _bon_max_second(x, normalize, eps):
-    _check_group_size(x.shape[1], 2)
-    normalize, eps = baselines._bool_iv(normalize, "normalize"), baselines._eps_iv(eps)
-    best = x.argmax(dim=1, keepdim=True)
-    top_two = torch.topk(x, 2, dim=1).values
-    gap = top_two[:, :1] - top_two[:, 1:]
-    if normalize:
-        gap = _safe_divide(gap, _std(x, 1) + eps)
-    return _put_at(x, best, gap)
-
-
-def _max_at_k_sorted(x, k, leave_one_out):
-    """The two max@k sweeps of :func:`tailext._baseline_kernels.max_at_k_batch`."""
-    m = x.shape[1]
-    _check_group_size(m, 2)
-    k = baselines._k_iv(k, m)
-    weights = max_at_k_weights(m, k)
-    own, above = _constant(weights.own, x), _constant(weights.above, x)
-    ordered, order = torch.sort(x, dim=1)
-    shifted = ordered - ordered[:, -1:]
-    zero = torch.zeros_like(shifted[:, :1])
-    if leave_one_out:  # own_i x_(i) − Σ_{j<i} above_{j+1} x_(j)
-        lower = torch.cumsum(above[1:] * shifted[:, :-1], dim=1)
-        swept = own * shifted - torch.cat([zero, lower], dim=1)
-    else:  # own_i x_(i) + Σ_{j>i} above_j x_(j)
-        upper = torch.flip(torch.cumsum(torch.flip(above * shifted, [1]), dim=1), [1])
-        swept = own * shifted + torch.cat([upper[:, 1:], zero], dim=1)
-    return torch.empty_like(swept).scatter(1, order, swept), k
-
-
-def _bon_mean(x, k, eps):
-    eps = baselines._eps_iv(eps)
-    transformed, _ = _max_at_k_sorted(x, k, leave_one_out=False)
-    return _zscore(transformed, eps, 0)
-
-
-def _maxk_loo1(x, k):
-    swept, k = _max_at_k_sorted(x, k, leave_one_out=True)
-    return k / x.shape[1] * swept
-
-
-def _chow_bon_rl(x, n_select, seed):
     n_groups, m = x.shape
-    _check_group_size(m, 2)
-    selected_host = baselines.chow_selection((n_groups, m), n_select=n_select, seed=seed)
-    n_select = int(selected_host[0].sum())
-    selected = _constant(selected_host, x).bool()
-    best = torch.where(selected, x, torch.full_like(x, -torch.inf)).argmax(dim=1, keepdim=True)
-    r_best = x.gather(1, best)
-    gain = m * _centred(x).gather(1, best)
-    below = ~selected & (x <= r_best)
-    count = below.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
-    out = torch.where(below, gain * (n_select - 1) / count, torch.zeros_like(x))
-    return out.scatter(1, best, gain)
+    minimum = int(rule.min_group_size(**options))
+    if rule.torch is None:
+        return _on_host(rule, x, mask, options, policy)
+    if mask is None:
+        if m >= minimum:
+            out, discrete = _call_torch(rule, x, options)
+            return out, _zero_count(x), discrete
+        if policy == "raise":
+            where = where or ("the group" if n_groups == 1 else "group 0 of `rewards`")
+            raise small_group_error(rule, options, m, minimum, where)
+        small = torch.full((), n_groups, dtype=torch.int64, device=x.device)
+        return torch.zeros_like(x), small, _zero_count(x)
+    counts = mask.sum(dim=1)
+    small_rows = (counts > 0) & (counts < minimum)
+    if policy == "raise" and bool(small_rows.any()):
+        row = int(torch.nonzero(small_rows)[0, 0])
+        where = where or ("the group" if n_groups == 1 else f"group {row} of `rewards`")
+        raise small_group_error(rule, options, int(counts[row]), minimum, where)
+    if rule.torch_masks:  # sync-free: the rule leaves invalid rollouts out itself
+        usable = counts >= minimum
+        out = rule.torch(x, mask, **options)
+        discrete = _zero_count(x)
+        if rule.tail_fit:
+            out, flags = out
+            discrete = (flags & usable).sum()
+        out = torch.where(mask & usable[:, None], out, torch.zeros_like(out))
+        return out, small_rows.sum(), discrete
+    # Groups of equal valid size, packed valid-first in their order (one device sync for the
+    # distinct sizes).
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+    out = torch.zeros_like(x)
+    discrete = _zero_count(x)
+    for size in torch.unique(counts[counts >= minimum]).tolist():
+        rows = torch.nonzero(counts == size)[:, 0]
+        columns = order[rows, :size]
+        block = x[rows[:, None], columns]
+        advantages, flagged = _call_torch(rule, block, options)
+        out[rows[:, None], columns] = advantages
+        discrete = discrete + flagged
+    return out, small_rows.sum(), discrete
 
 
-def _cat_bon(x, n_target, eps):
-    m = x.shape[1]
-    _check_group_size(m, 2)
-    n_target = _check_positive_int(n_target, "n_target", 1)
-    eps = baselines._eps_iv(eps)
-    below = torch.searchsorted(torch.sort(x, dim=1).values, x, right=False)
-    log_weights = (n_target - 1) * torch.log((below.to(x.dtype) + 1.0) / (m + 1.0))
-    weights = torch.exp(log_weights - log_weights.amax(dim=1, keepdim=True))
-    normalized = weights / weights.mean(dim=1, keepdim=True)
-    return normalized * _safe_divide(_centred(x), _std(x, 1) + eps)
+def _finish(rule, minimum, rewards, work, mask, out, small, discrete, check_finite, was_1d,
+            return_info, name="rewards"):
+    """Checks (one device sync when ``check_finite``), warnings, dtype and the result."""
+    invalid = _zero_count(work) if mask is None else (~mask).sum()
+    if check_finite:
+        finite = torch.isfinite(work) if mask is None else (torch.isfinite(work) | ~mask)
+        flags = torch.stack([(~finite).sum(), (~torch.isfinite(out)).sum(), small, discrete])
+        bad_in, bad_out, n_small, n_discrete = flags.tolist()
+        if bad_in:
+            _raise_nonfinite(work, mask, name, was_1d)
+        if bad_out:
+            row = int(torch.nonzero(~torch.isfinite(out))[0, 0])
+            raise ValueError(f"method {rule.name!r} gave a non-finite advantage in group "
+                             f"{row} of `{name}`: the result is outside the range of the "
+                             "computation dtype; rescale the rewards.")
+        if n_small:
+            warn_small_groups(rule, minimum)
+        if n_discrete:
+            warn_discrete(rule)
+    result = out.to(rewards.dtype)
+    result = result[0] if was_1d else result
+    return AdvantageResult(result, small, invalid, discrete) if return_info else result
 
 
-def _fit_and_psi(x, k, settings):
-    """ψ(r; τ̂(x)) of every entry of ``x[B, n]``, the tail fit of its own row (MATH §2–§3)."""
-    top = torch.topk(x, k, dim=1).values  # descending
-    h = top[:, -1:]
-    mu = top.mean(dim=1, keepdim=True)
-    s = torch.sqrt(((top - mu) ** 2).mean(dim=1, keepdim=True))
-    floor = settings.floor_abs
-    if settings.floor_rel > 0.0:
-        floor = floor + settings.floor_rel * torch.sqrt(
-            ((x - x.mean(dim=1, keepdim=True)) ** 2).mean(dim=1, keepdim=True))
-    s = torch.clamp(s, min=floor) if isinstance(floor, float) else torch.maximum(s, floor)
-    positive = s > 0
-    curvature = torch.where(positive, settings.kappa / (2.0 * s), torch.zeros_like(s))
-    psi = (x - h) * (1.0 + curvature * (x + h - 2.0 * mu)) * settings.inv_beta
-    return torch.where((x >= h) & positive, psi, torch.zeros_like(psi))
-
-
-def _prefix_combined(x, sizes, weights, settings):
-    """``c_i = Σ_j w_j (m/n_j) 1{i < n_j} ψ₊(r_i; τ̂(r[:n_j]))``, centred (TEA: one prefix)."""
-    m = x.shape[1]
-    combined = torch.zeros_like(x)
-    for n_j, w_j in zip(sizes, weights):
-        n_j = int(n_j)
-        psi = _fit_and_psi(x[:, :n_j], check_tail_size(n_j, settings.tail_fraction), settings)
-        combined[:, :n_j] += float(w_j) * (m / n_j) * torch.clamp(psi, min=0.0)
-    return combined - combined.mean(dim=1, keepdim=True)
-
-
-def _tea(x, tail_fraction, n_target, scale_floor):
-    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    check_tail_size(x.shape[1], settings.tail_fraction)
-    return _prefix_combined(x, [x.shape[1]], [1.0], settings)
-
-
-def _tea_raw(x, tail_fraction, n_target, scale_floor):
-    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    return _fit_and_psi(x, check_tail_size(x.shape[1], settings.tail_fraction), settings)
-
-
-def _prefix_tea(x, tail_fraction, n_target, order, n_prefixes, scale_floor):
-    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    plan = prefix_plan(x.shape[1], tail_fraction=settings.tail_fraction, order=order,
-                       n_prefixes=n_prefixes)
-    return _prefix_combined(x, plan.sizes.tolist(), plan.weights.tolist(), settings)
-
-
-_TORCH_RULES = {
-    "tea": _tea, "tea_raw": _tea_raw, "prefix_tea": _prefix_tea,
-    "grpo": _grpo, "grpo_z": _grpo_z, "rloo": _rloo, "bon_max_mean": _bon_max_mean,
-    "bon_max_second": _bon_max_second, "bon_mean": _bon_mean, "maxk_loo1": _maxk_loo1,
-    "chow_bon_rl": _chow_bon_rl, "cat_bon": _cat_bon,
-}
-
-
-def _rule_iv(method, options):
+def _entry_iv(method, options, small_groups, check_finite, return_info):
     rule = get_rule(method)
-    unknown = sorted(set(options) - set(rule.options))
-    if unknown:
-        allowed = ", ".join(sorted(rule.options)) or "none"
-        raise TypeError(f"method {method!r} got unknown option(s) {unknown}; accepted "
-                        f"options: {allowed}.")
-    if method not in _TORCH_RULES:
-        raise NotImplementedError(f"method {method!r} has no torch implementation; torch "
-                                  f"rules: {', '.join(sorted(_TORCH_RULES))}.")
-    return _TORCH_RULES[method], {**rule.options, **options}
+    resolved = rule.resolve(options)
+    policy = choice_iv(small_groups, "small_groups", SMALL_GROUP_POLICIES)
+    return (rule, resolved, policy, bool_iv(check_finite, "check_finite"),
+            bool_iv(return_info, "return_info"))
 
 
 # --- public API ---------------------------------------------------------------------------
 
 @torch.no_grad()
-def advantages(rewards, method="tea", *, check_finite=True, **options):
+def advantages(rewards, method="tea", *, valid=None, small_groups="zero", check_finite=True,
+               return_info=False, **options):
     """Advantages of every rollout under rule ``method``, computed with torch on ``rewards``' device.
 
-    ``A = tailext.advantages(rewards, method, **options)`` evaluated with torch ops; see
-    :func:`tailext.available_methods` and each rule's docstring for the formulas.
+    ``A = tailext.advantages(rewards, method, valid=valid, small_groups=small_groups,
+    **options)`` evaluated with torch ops; see :func:`tailext.available_methods` and each
+    rule's docstring for the formulas.
 
     Parameters
     ----------
     rewards : torch.Tensor, shape ``(m,)`` or ``(B, m)``, floating
         float16/bfloat16/float32 are computed in float32, float64 in float64.
     method : str, default "tea"
-        Any registered rule (TEA, Prefix-TEA, raw TEA and every baseline).
+        Any registered rule.
+    valid : torch.Tensor of bool, shape of ``rewards``, optional
+        ``False`` marks rollouts left out of their group's statistics; they get 0.
+    small_groups : {"zero", "raise"}, default "zero"
+        Groups with fewer valid rollouts than the rule's minimum get advantage 0 (counted,
+        and a :class:`tailext.SmallGroupWarning` when ``check_finite`` reads the counts), or
+        raise ``ValueError`` (which needs a device sync).
     check_finite : bool, default True
-        Raise on NaN/inf rewards, naming the row. This costs one device-to-host sync (a
-        ``bool`` of ``isfinite(rewards).all()``); ``False`` makes the call sync-free.
+        Raise on a NaN/inf valid reward (naming it) and on a non-finite advantage, and emit
+        the warnings; this costs one device-to-host sync per call. ``False`` makes the call
+        sync-free and treats non-finite rewards as invalid rollouts.
+    return_info : bool, default False
+        Return an :class:`tailext.AdvantageResult` whose counts are 0-d int64 tensors.
     **options
         The rule's keyword options, as for :func:`tailext.advantages`.
 
     Returns
     -------
-    torch.Tensor, same shape, dtype and device as ``rewards``, no autograd graph.
+    torch.Tensor, same shape, dtype and device as ``rewards``, no autograd graph (or
+    :class:`tailext.AdvantageResult`).
 
     Notes
     -----
@@ -302,30 +226,48 @@ def advantages(rewards, method="tea", *, check_finite=True, **options):
     >>> A.dtype, bool(A.argmax() == 3), A.requires_grad
     (torch.float32, True, False)
     """
-    if not isinstance(check_finite, (bool, np.bool_)):
-        raise TypeError(f"`check_finite` must be a bool, got {check_finite!r}.")
-    function, merged = _rule_iv(method, options)
-    work, was_1d = _as_reward_tensor(rewards, bool(check_finite))
-    out = function(work, **merged).to(rewards.dtype)
-    return out[0] if was_1d else out
+    rule, resolved, policy, check_finite, return_info = _entry_iv(
+        method, options, small_groups, check_finite, return_info)
+    work, mask, was_1d = _reward_tensor_iv(rewards, valid)
+    work, mask = _sanitized(work, mask, check_finite)
+    out, small, discrete = _compute(rule, work, mask, resolved, policy)
+    return _finish(rule, rule.min_group_size(**resolved), rewards, work, mask, out, small,
+                   discrete, check_finite, was_1d, return_info)
+
+
+def _sanitized(work, mask, check_finite):
+    """Invalid entries set to 0 so no rule sees a NaN; without ``check_finite`` non-finite
+    rewards become invalid rollouts."""
+    if not check_finite:
+        finite = torch.isfinite(work)
+        mask = finite if mask is None else (mask & finite)
+    if mask is not None:
+        work = torch.where(mask, work, torch.zeros_like(work))
+    return work, mask
 
 
 def _group_codes_iv(group_ids, n_samples, device):
     """Integer codes ``[bs]`` on ``device`` and the distinct ids (indexable by code)."""
     if isinstance(group_ids, torch.Tensor):
         if group_ids.ndim != 1 or group_ids.shape[0] != n_samples:
-            raise ValueError(f"`group_ids` must have shape ({n_samples},) like `scores`, got "
+            raise ValueError(f"`group_ids` must have shape ({n_samples},) like `rewards`, got "
                              f"{tuple(group_ids.shape)}.")
+        if group_ids.is_floating_point() and bool(torch.isnan(group_ids).any()):
+            raise ValueError("`group_ids` must not contain NaN (NaN is not equal to itself, "
+                             "so its rollouts would each form a group of one).")
         distinct, codes = torch.unique(group_ids, return_inverse=True)
         return codes.to(device), distinct
     ids = np.asarray(group_ids)
     if ids.ndim != 1 or ids.shape[0] != n_samples:
-        raise ValueError(f"`group_ids` must have shape ({n_samples},) like `scores`, got "
+        raise ValueError(f"`group_ids` must have shape ({n_samples},) like `rewards`, got "
                          f"{ids.shape}.")
     # Codes by first appearance through a dict: O(bs) hashing. np.unique sorts, and on the
     # object arrays of strings trainers pass (verl's uid) that sort compares Python objects,
     # which cost more than the whole advantage computation.
     keys = ids.tolist()
+    if any(isinstance(key, float) and key != key for key in keys):
+        raise ValueError("`group_ids` must not contain NaN (NaN is not equal to itself, so "
+                         "its rollouts would each form a group of one).")
     code_of = {}
     try:
         codes = np.fromiter((code_of.setdefault(key, len(code_of)) for key in keys),
@@ -338,72 +280,85 @@ def _group_codes_iv(group_ids, n_samples, device):
 
 
 @torch.no_grad()
-def advantages_from_groups(scores, group_ids, method="tea", *, check_finite=True, **options):
-    """Advantages for a flat batch whose groups are given by an id per sample (verl's ``uid``).
+def advantages_from_groups(rewards, group_ids, method="tea", *, valid=None,
+                           small_groups="zero", check_finite=True, return_info=False,
+                           **options):
+    """Advantages for a flat batch whose groups are given by an id per rollout (verl's ``uid``).
 
-    Samples with the same id form one group, in their order in ``scores`` (which matters
+    Rollouts with the same id form one group, in their order in ``rewards`` (which matters
     for ``prefix_tea``); groups may have different sizes. Each group gets exactly
-    ``tailext.torch.advantages(scores[group], method, **options)``.
+    ``tailext.torch.advantages(rewards[group], method, valid=valid[group], **options)``.
 
     Parameters
     ----------
-    scores : torch.Tensor, shape ``(bs,)``, floating
-        One scalar reward per sample.
+    rewards : torch.Tensor, shape ``(bs,)``, floating
+        One scalar reward per rollout.
     group_ids : torch.Tensor or array_like, shape ``(bs,)``
-        Integer tensor ids, or a numpy array / list of any sortable ids (strings, objects as
-        in verl's ``non_tensor_batch["uid"]``).
-    method, check_finite, **options
+        Integer tensor ids, or a numpy array / list of any hashable ids (strings, objects as
+        in verl's ``non_tensor_batch["uid"]``); NaN is refused.
+    valid : torch.Tensor of bool, shape ``(bs,)``, optional
+        ``False`` for rollouts that must not count (e.g. an empty response).
+    method, small_groups, check_finite, return_info, **options
         As in :func:`advantages`.
 
     Returns
     -------
-    torch.Tensor, shape ``(bs,)``, dtype and device of ``scores``.
+    torch.Tensor, shape ``(bs,)``, dtype and device of ``rewards`` (or
+    :class:`tailext.AdvantageResult`).
 
     Raises
     ------
     ValueError
-        If some group is too small for the rule (the message gives the size and one id).
+        Under ``small_groups="raise"``, if some group is too small for the rule (the message
+        gives the size and one id).
 
     Notes
     -----
     Groups are gathered by a stable sort of the ids into one ``[G_s, s]`` block per distinct
-    group size ``s``; one batched call per distinct size, no per-sample Python loop.
+    group size ``s``; one batched call per distinct size, no per-rollout Python loop.
     Finding the distinct sizes needs one device-to-host sync (``torch.unique`` of tensor
-    ids syncs too). ``chow_bon_rl`` draws its splits for all blocks from one Generator.
+    ids syncs too); ``check_finite=True`` adds the one sync of :func:`advantages`. Random
+    rules (``seed`` option) draw for all blocks from one Generator.
 
     Examples
     --------
     >>> import numpy as np, torch, tailext.torch
-    >>> scores = torch.tensor([1.0, 5.0, 2.0, 4.0, 0.0])
+    >>> rewards = torch.tensor([1.0, 5.0, 2.0, 4.0, 0.0])
     >>> ids = np.array(["a", "b", "a", "b", "a"], dtype=object)
-    >>> tailext.torch.advantages_from_groups(scores, ids, method="grpo").tolist()
+    >>> tailext.torch.advantages_from_groups(rewards, ids, method="mean_centred").tolist()
     [0.0, 0.5, 1.0, -0.5, -1.0]
     """
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
-        raise ValueError("`scores` must be a 1-D torch.Tensor [bs] (one reward per sample), "
-                         f"got {getattr(scores, 'shape', type(scores).__name__)}.")
-    function, merged = _rule_iv(method, options)
-    work, _ = _as_reward_tensor(scores, bool(check_finite), "scores")
-    work = work[0]
+    rule, resolved, policy, check_finite, return_info = _entry_iv(
+        method, options, small_groups, check_finite, return_info)
+    if not isinstance(rewards, torch.Tensor) or rewards.ndim != 1:
+        raise ValueError("`rewards` must be a 1-D torch.Tensor [bs] (one reward per rollout), "
+                         f"got {getattr(rewards, 'shape', type(rewards).__name__)}.")
+    work, mask, _ = _reward_tensor_iv(rewards, valid)
+    work, mask = _sanitized(work[0], None if mask is None else mask[0], check_finite)
     codes, distinct = _group_codes_iv(group_ids, work.shape[0], work.device)
-    if "seed" in merged:  # successive blocks must draw successive splits
-        merged["seed"] = np.random.default_rng(merged["seed"])
     order = torch.argsort(codes, stable=True)
     counts = torch.bincount(codes, minlength=len(distinct))
     starts = torch.cumsum(counts, dim=0) - counts
-    out = torch.empty_like(work)
+    out = torch.zeros_like(work)
+    small = discrete = _zero_count(work)
     for size in torch.unique(counts).tolist():
         groups = torch.nonzero(counts == size)[:, 0]
         index = order[starts[groups][:, None] + torch.arange(size, device=work.device)]
         try:
-            out[index] = function(work[index], **merged)
+            block, block_small, block_discrete = _compute(
+                rule, work[index], None if mask is None else mask[index], resolved, policy,
+                where="each group")
         except ValueError as error:
             example = distinct[int(groups[0])]
             if isinstance(example, torch.Tensor):
                 example = example.item()
             raise ValueError(f"groups of size {size} (e.g. group id {example!r}): "
                              f"{error}") from None
-    return out.to(scores.dtype)
+        out[index] = block
+        small, discrete = small + block_small, discrete + block_discrete
+    return _finish(rule, rule.min_group_size(**resolved), rewards, work[None],
+                   None if mask is None else mask[None], out[None], small, discrete,
+                   check_finite, True, return_info)
 
 
 def _loss_iv(logprobs, mask, advantages, ref_logprobs, kl_coef):
@@ -417,9 +372,7 @@ def _loss_iv(logprobs, mask, advantages, ref_logprobs, kl_coef):
     if not isinstance(advantages, torch.Tensor) or tuple(advantages.shape) != shape[:1]:
         raise ValueError(f"`advantages` must be a tensor of shape ({shape[0]},), got "
                          f"{getattr(advantages, 'shape', type(advantages).__name__)}.")
-    if isinstance(kl_coef, (bool, np.bool_)) or not isinstance(kl_coef, (int, float)) \
-            or not np.isfinite(kl_coef) or kl_coef < 0:
-        raise ValueError(f"`kl_coef` must be a finite number >= 0, got {kl_coef!r}.")
+    kl_coef = real_iv(kl_coef, "kl_coef", low=0.0)
     if ref_logprobs is not None and (not isinstance(ref_logprobs, torch.Tensor)
                                      or tuple(ref_logprobs.shape) != shape):
         raise ValueError(f"`ref_logprobs` must be None or a tensor of shape {shape}.")

@@ -12,11 +12,11 @@ from hypothesis import given, strategies as st
 import tailext
 from tailext import reference
 from tailext._baseline_kernels import max_at_k_weights
-from tailext.baselines import chow_selection
+from tailext.rules.chow import chow_selection
 from tailext.rules import get_rule
 from reward_strategies import reward_batches
 
-BASELINES = ["grpo", "grpo_z", "rloo", "bon_max_mean", "bon_max_second", "bon_mean",
+BASELINES = ["mean_centred", "grpo", "rloo", "bon_max_mean", "bon_max_second", "bon_mean",
              "maxk_loo1", "chow_bon_rl", "cat_bon"]
 
 
@@ -77,12 +77,12 @@ def test_mean_rules_match_their_formulas(rewards):
     scale = magnitude(rewards)
     others = np.array([[np.delete(row, i).mean() for i in range(m)] for row in rewards])
     assert_rows_close(tailext.rloo(rewards), rewards - others, scale, rtol=1e-9)
-    assert_rows_close(tailext.grpo(rewards), rewards - rewards.mean(axis=1, keepdims=True),
+    assert_rows_close(tailext.mean_centred(rewards), rewards - rewards.mean(axis=1, keepdims=True),
                       scale, rtol=1e-9)
     for eps, ddof in [(1e-6, 0), (1e-4, 1), (0.0, 0)]:
         expected = np.array([zscore(row, eps, ddof) for row in rewards])
         gain = scale / (rewards.std(axis=1, ddof=ddof, keepdims=True) + eps + 1e-300)
-        assert_rows_close(tailext.grpo_z(rewards, eps=eps, ddof=ddof), expected, gain, 1e-9)
+        assert_rows_close(tailext.grpo(rewards, eps=eps, ddof=ddof), expected, gain, 1e-9)
 
 
 @given(rewards=reward_batches())
@@ -260,7 +260,7 @@ def test_every_baseline_is_registered_with_its_options():
     assert get_rule("bon_mean").options == {"k": 4, "eps": 1e-6}
     assert get_rule("chow_bon_rl").options == {"n_select": None, "seed": None}
     assert get_rule("cat_bon").options == {"n_target": 128, "eps": 1e-4}
-    assert get_rule("grpo_z").options == {"eps": 1e-6, "ddof": 0}
+    assert get_rule("grpo").options == {"eps": 1e-6, "ddof": 1}
 
 
 @pytest.mark.parametrize("method", BASELINES)
@@ -287,7 +287,7 @@ def test_trl_and_verl_group_normalization_conventions(rewards):
     centred = rewards - rewards.mean(axis=1, keepdims=True)
     for eps, name in [(1e-4, "trl"), (1e-6, "verl")]:
         gain = magnitude(rewards) / (sample_sd + eps)
-        assert_rows_close(tailext.advantages(rewards, method="grpo_z", eps=eps, ddof=1),
+        assert_rows_close(tailext.advantages(rewards, method="grpo", eps=eps),
                           centred / (sample_sd + eps), gain, 1e-9)
     top = np.sort(rewards, axis=1)
     passk = np.zeros_like(rewards)
@@ -300,19 +300,25 @@ def test_trl_and_verl_group_normalization_conventions(rewards):
 # --- errors -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method,options,error,match", [
-    ("bon_mean", {"k": 1}, ValueError, r"`k` must be >= 2"),
-    ("bon_mean", {"k": 9}, ValueError, r"2 <= k <= m .*k=9 with m=8"),
-    ("maxk_loo1", {"k": 2.5}, TypeError, r"`k` must be an integer"),
-    ("maxk_loo1", {"k": 0}, ValueError, r"`k` must be >= 2"),
-    ("bon_mean", {"eps": -1.0}, ValueError, r"`eps` must be a finite number >= 0"),
-    ("grpo_z", {"eps": float("nan")}, ValueError, r"`eps` must be a finite number >= 0"),
-    ("grpo_z", {"eps": "small"}, TypeError, r"`eps` must be a real number"),
-    ("grpo_z", {"ddof": 2}, ValueError, r"`ddof` must be 0 .* or 1"),
-    ("bon_max_second", {"normalize": 1}, TypeError, r"`normalize` must be a bool"),
-    ("chow_bon_rl", {"n_select": 8}, ValueError, r"1 <= n_select <= m - 1"),
-    ("chow_bon_rl", {"n_select": 0}, ValueError, r"`n_select` must be >= 1"),
-    ("cat_bon", {"n_target": 0}, ValueError, r"`n_target` must be >= 1"),
-    ("grpo", {"k": 2}, TypeError, r"unknown option\(s\) \['k'\]"),
+    ("bon_mean", {"k": 1}, ValueError, r"`k` must be an integer >= 2, got 1\."),
+    ("bon_mean", {"k": 9}, ValueError,
+     r"the group has 8 valid rollout\(s\), too few for method 'bon_mean' \(k=9, eps=1e-06\), "
+     r"which needs at least 9; use larger groups, or small_groups='zero'"),
+    ("maxk_loo1", {"k": 2.5}, TypeError, r"`k` must be an integer, got 2\.5\."),
+    ("maxk_loo1", {"k": 0}, ValueError, r"`k` must be an integer >= 2, got 0\."),
+    ("bon_mean", {"eps": -1.0}, ValueError, r"`eps` must be a finite number >= 0\.0, got -1\.0\."),
+    ("grpo", {"eps": float("nan")}, ValueError, r"`eps` must be a finite number >= 0\.0, got nan"),
+    ("grpo", {"eps": "small"}, TypeError, r"`eps` must be a real number, got 'small'\."),
+    ("grpo", {"eps": True}, TypeError, r"`eps` must be a real number, got True\."),
+    ("grpo", {"ddof": 2}, ValueError, r"`ddof` must be one of 0, 1, got 2\."),
+    ("grpo", {"ddof": True}, TypeError, r"`ddof` must be one of 0, 1, got True\."),
+    ("bon_max_second", {"normalize": 1}, TypeError, r"`normalize` must be True or False, got 1"),
+    ("chow_bon_rl", {"n_select": 8}, ValueError, r"8 valid rollout\(s\).*needs at least 9"),
+    ("chow_bon_rl", {"n_select": 0}, ValueError, r"`n_select` must be an integer >= 1, got 0"),
+    ("cat_bon", {"n_target": 0}, ValueError,
+     r"`n_target` must be an integer in \[1, 10000000\], got 0\."),
+    ("grpo", {"k": 2}, TypeError, r"unknown option\(s\) 'k'; accepted options: ddof, eps\.$"),
+    ("grpo", {"epsilon": 2}, TypeError, r"unknown option\(s\) 'epsilon'.* Did you mean 'eps'\?"),
 ])
 def test_bad_options_raise_clear_errors(method, options, error, match):
     with pytest.raises(error, match=match):
@@ -322,13 +328,15 @@ def test_bad_options_raise_clear_errors(method, options, error, match):
 @pytest.mark.parametrize("method", ["rloo", "bon_max_second", "bon_mean", "maxk_loo1",
                                     "chow_bon_rl", "cat_bon"])
 def test_groups_of_one_are_rejected(method):
-    with pytest.raises(ValueError, match=r"at least 2 rollouts, got m=1"):
+    with pytest.raises(ValueError, match=r"group 0 of `rewards` has 1 valid rollout\(s\), too "
+                                         r"few for method .*which needs at least [24]"):
         tailext.advantages(np.ones((3, 1)), method=method)
 
 
 def test_sample_std_needs_two_rollouts():
-    with pytest.raises(ValueError, match=r"at least 2 rollouts, got m=1"):
-        tailext.grpo_z([1.0], ddof=1)
+    with pytest.raises(ValueError, match=r"the group has 1 valid rollout\(s\).*at least 2"):
+        tailext.grpo([1.0])
+    np.testing.assert_array_equal(tailext.grpo([1.0], ddof=0), [0.0])
 
 
 @pytest.mark.parametrize("method", BASELINES)

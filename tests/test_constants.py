@@ -78,10 +78,11 @@ def test_kappa_definition_and_gaussian_identity(beta, n):
 
 
 @pytest.mark.parametrize("bad,match", [
-    (0, "`n` must be >= 1"),
-    (2.5, "`n` must be an integer"),
-    ("3", "`n` must be an integer"),
-    (10**8, "`n` must be <= 10000000"),
+    (0, r"`n` must be an integer in \[1, 10000000\], got 0\."),
+    (2.5, "`n` must be an integer, got 2.5"),
+    ("3", "`n` must be an integer, got '3'"),
+    (True, "`n` must be an integer, got True"),
+    (10**8, r"`n` must be an integer in \[1, 10000000\], got 100000000\."),
 ])
 def test_expected_max_errors(bad, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -89,11 +90,11 @@ def test_expected_max_errors(bad, match):
 
 
 @pytest.mark.parametrize("beta,n,match", [
-    (0.0, 128, r"open interval \(0, 1\)"),
-    (1.0, 128, r"open interval \(0, 1\)"),
-    (float("nan"), 128, r"open interval \(0, 1\)"),
-    ("x", 128, "must be a real number"),
-    (0.25, 1, "`n_target` must be >= 2"),
+    (0.0, 128, r"open interval \(0.0, 1.0\), got 0.0"),
+    (1.0, 128, r"open interval \(0.0, 1.0\), got 1.0"),
+    (float("nan"), 128, r"open interval \(0.0, 1.0\), got nan"),
+    ("x", 128, "`tail_fraction` must be a real number, got 'x'"),
+    (0.25, 1, r"`n_target` must be an integer in \[2, 10000000\], got 1\."),
     (0.25, 3.5, "`n_target` must be an integer"),
 ])
 def test_kappa_errors(beta, n, match):

@@ -72,10 +72,10 @@ def test_page_examples_run(page, monkeypatch, tmp_path):
         missing = sorted({name for _, code, _ in blocks for name in missing_packages(code)})
         pytest.skip(f"needs {', '.join(missing)} (not installed)" if missing
                     else "no runnable python blocks")
-    from tailext import rules
+    from tailext.rules import registry
 
     # examples may register rules: keep the registry other tests see unchanged
-    monkeypatch.setattr(rules, "_REGISTRY", dict(rules._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     namespace = {"__name__": f"docs_{page.stem}"}
     for line, code in runnable:

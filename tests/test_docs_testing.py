@@ -8,7 +8,7 @@ import functools
 import numba
 
 import tailext.testing
-from tailext import rules
+from tailext.rules import registry
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
 
@@ -19,7 +19,7 @@ def python_blocks(text):
 
 def test_testing_guide_examples_run(monkeypatch, capsys):
     # the guide registers a rule: keep it out of the registry other tests see
-    monkeypatch.setattr(rules, "_REGISTRY", dict(rules._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     # fewer hypothesis examples than the guide's default 40 keep the default run fast; the
     # guide's asserts (incl. that the bug it shows is found) must still hold
     monkeypatch.setattr(tailext.testing, "check_rule",

@@ -280,12 +280,12 @@ def test_prefix_tea_symmetric_is_average_of_directions():
 def test_serial_and_parallel_builds_agree_exactly():
     from tailext import _kernels
     from tailext._parallel import PARALLEL_MIN_ELEMENTS
-    from tailext.estimators import _top_blocks
+    from tailext.estimators import top_blocks
 
     r = np.random.default_rng(12).normal(size=(64, 64))
     assert r.size < PARALLEL_MIN_ELEMENTS  # the public call took the serial build
     public = tailext.tea_raw_advantages(r)
-    tops = _top_blocks(r, [64], [16])
+    tops = top_blocks(r, [64], [16])
     settings = (0.0, 0.5 * np.sqrt(tailext.tail_moments(0.25).v), 4.0, tailext.kappa(0.25, 128))
     parallel = _kernels.tea_raw_batch.parallel(r, tops, *settings)
     np.testing.assert_array_equal(parallel, public)

@@ -168,7 +168,7 @@ def test_inputs_are_not_modified():
 @pytest.mark.parametrize("call, error, match", [
     (lambda: best_of_n([[1.0, np.nan]], 1), ValueError, "non-finite reward"),
     (lambda: best_of_n([1.0, 2.0], 3), ValueError, "needs n <= the number of samples"),
-    (lambda: best_of_n([1.0, 2.0], 0), ValueError, "`n` must be >= 1"),
+    (lambda: best_of_n([1.0, 2.0], 0), ValueError, "`n` must be an integer >= 1, got 0"),
     (lambda: best_of_n([1.0, 2.0], 1.5), TypeError, "`n` must be an integer"),
     (lambda: best_of_n([1.0, 2.0, 3.0], 2, method="grouped"), ValueError, "divide M=3"),
     (lambda: best_of_n([1.0, 2.0], 1, method="mc"), ValueError, "'unbiased' or 'grouped'"),
@@ -185,7 +185,13 @@ def test_inputs_are_not_modified():
     (lambda: paired_bootstrap([1.0, np.inf], [1.0, 2.0]), ValueError, "non-finite score"),
     (lambda: paired_bootstrap(np.zeros((2, 2, 2)), np.zeros((2, 2, 2))), ValueError,
      r"\[P\] or \[P, C\]"),
-    (lambda: paired_bootstrap([1.0], [1.0], confidence=1.0), ValueError, r"in \(0, 1\)"),
+    (lambda: paired_bootstrap([1.0], [1.0], confidence=1.0), ValueError,
+     r"`confidence` must be in the open interval \(0.0, 1.0\), got 1.0"),
+    (lambda: paired_bootstrap([1.0], [1.0], confidence=True), TypeError,
+     r"`confidence` must be a real number, got True"),
+    (lambda: paired_bootstrap([1.0], [1.0], seed=-1), ValueError,
+     r"`seed` must be a non-negative integer, got -1"),
+    (lambda: win_tie_loss([1.0], [1.0], tol=True), TypeError, "`tol` must be a real number"),
     (lambda: paired_bootstrap([1.0], [1.0], seed="x"), TypeError, "`seed` must be"),
     (lambda: paired_bootstrap(["a"], ["b"]), TypeError, "real numeric"),
     (lambda: win_tie_loss([1.0], [1.0], tol=-1.0), ValueError, "`tol` must be"),
@@ -193,7 +199,7 @@ def test_inputs_are_not_modified():
      "at least 3 tail points"),
     (lambda: qq_linearity(np.zeros((2, 40))), ValueError, "constant upper tail"),
     (lambda: qq_linearity(np.ones((1, 40)) * np.arange(40), threshold=2), ValueError,
-     r"in \[0, 1\]"),
+     r"`threshold` must be in the interval \[0.0, 1.0\], got 2"),
 ])
 def test_errors(call, error, match):
     with pytest.raises(error, match=match):

@@ -120,7 +120,7 @@ def test_short_training_run_uses_tea_advantages(tmp_path):
     assert any(changed), "no parameter moved in two GRPO steps"
 
 
-def test_grpo_z_with_sample_std_equals_stock_trl_advantages(tmp_path):
+def test_grpo_with_trl_eps_equals_stock_trl_advantages(tmp_path):
     # Peer check (BASELINES.md): TRL's scale_rewards="group" is (r − mean)/(sample std + 1e-4).
     reward_fn = RecordingRewards()
     trainer = make_trainer(tmp_path, reward_fn, config={"scale_rewards": "group"},
@@ -130,7 +130,7 @@ def test_grpo_z_with_sample_std_equals_stock_trl_advantages(tmp_path):
     for rewards, advantages in zip(reward_fn.returned, trainer.captured):
         grouped = np.asarray(rewards, dtype=np.float32).astype(np.float64)
         grouped = grouped.reshape(-1, NUM_GENERATIONS)
-        ours = tailext.advantages(grouped, method="grpo_z", ddof=1, eps=1e-4).reshape(-1)
+        ours = tailext.advantages(grouped, method="grpo", eps=1e-4).reshape(-1)
         # TRL works in float32: agreement to float32 rounding of unit-scale advantages.
         np.testing.assert_allclose(advantages.double().numpy(), ours, rtol=0,
                                    atol=1e-5 * max(np.abs(ours).max(), 1.0))

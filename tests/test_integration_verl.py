@@ -122,12 +122,12 @@ def test_verl_algo_config_without_options_uses_rule_defaults():
     assert_close_per_group(got, numpy_grouped(scores, uids, "tea"), uids)
 
 
-def test_grpo_z_sample_std_equals_verl_grpo():
-    # verl's grpo: (r - mean) / (torch.std + 1e-6), torch.std being the sample std (ddof=1).
+def test_grpo_with_its_defaults_equals_verl_grpo():
+    # verl's grpo: (r - mean) / (torch.std + 1e-6), torch.std being the sample std (ddof=1);
+    # tailext's grpo has the same defaults.
     names = register()
     token_rewards, mask, uids, _ = grouped_batch([8, 5, 16, 2], seed=5)
-    config = OmegaConf.create({CONFIG_KEY: {"ddof": 1, "eps": 1e-6}})
-    ours = run_estimator(names["grpo_z"], token_rewards, mask, uids, config)
+    ours = run_estimator(names["grpo"], token_rewards, mask, uids, None)
     verl_adv, _ = core_algos.compute_grpo_outcome_advantage(
         token_rewards.clone(), mask, uids, epsilon=1e-6, norm_adv_by_std_in_grpo=True)
     theirs = verl_adv[:, 0].double().numpy()
@@ -135,19 +135,19 @@ def test_grpo_z_sample_std_equals_verl_grpo():
 
 
 def test_grpo_group_of_one_convention():
-    # A group of one: verl's grpo gives r / (1 + eps) (mean 0, std 1); tailext's grpo gives 0
-    # (no baseline, no signal) and grpo_z with the sample std refuses it (needs m >= 2).
+    # A group of one: verl's grpo gives r / (1 + eps) (mean 0, std 1); tailext's grpo (sample
+    # std, needs m >= 2) and mean_centred give it 0 (no baseline, no signal), with a warning.
     names = register()
     token_rewards, mask, uids, scores = grouped_batch([1, 4], seed=8)
     single = np.flatnonzero(uids == "prompt-0")
     verl_adv, _ = core_algos.compute_grpo_outcome_advantage(token_rewards.clone(), mask, uids)
     verl_single = verl_adv[single, 0].double().numpy()
     np.testing.assert_allclose(verl_single, scores[single] / (1 + 1e-6), rtol=1e-6)
-    ours = run_estimator(names["grpo"], token_rewards, mask, uids, None)
+    with pytest.warns(tailext.SmallGroupWarning, match="fewer than 2 valid rollouts"):
+        ours = run_estimator(names["grpo"], token_rewards, mask, uids, None)
     assert ours[single].tolist() == [0.0]
-    with pytest.raises(ValueError):
-        run_estimator(names["grpo_z"], token_rewards, mask, uids,
-                      OmegaConf.create({CONFIG_KEY: {"ddof": 1}}))
+    ours = run_estimator(names["mean_centred"], token_rewards, mask, uids, None)
+    assert ours[single].tolist() == [0.0]
 
 
 @pytest.mark.parametrize("normalize", [True, False])

@@ -120,7 +120,7 @@ def test_alignment_is_invariant_to_advantage_scale_and_sign_flips_it():
 
 @pytest.mark.parametrize("call, error, match", [
     (lambda: oracle_advantages([1.0, np.nan]), ValueError, "non-finite reward"),
-    (lambda: oracle_advantages([1.0, 2.0], n_target=0), ValueError, "`n_target` must be >= 1"),
+    (lambda: oracle_advantages([1.0, 2.0], n_target=0), ValueError, "`n_target` must be an integer >= 1, got 0"),
     (lambda: oracle_advantages([1.0, 2.0], weights=[1.0]), ValueError, "shape of `values`"),
     (lambda: oracle_advantages([[1.0, 2.0]], weights=[[0.0, 0.0]]), ValueError,
      "positive sum"),

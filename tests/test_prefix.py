@@ -72,8 +72,8 @@ def test_order_zero_is_uniform():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(n=8, tail_fraction=0.25, n_prefixes=3), "not distinct"),
     (dict(n=12, tail_fraction=0.1, n_prefixes=2), "too small"),
-    (dict(n=128, tail_fraction=0.25, n_prefixes=1), "`n_prefixes` must be >= 2"),
-    (dict(n=128, tail_fraction=1.5, n_prefixes=3), r"open interval \(0, 1\)"),
+    (dict(n=128, tail_fraction=0.25, n_prefixes=1), "`n_prefixes` must be an integer >= 2"),
+    (dict(n=128, tail_fraction=1.5, n_prefixes=3), r"open interval \(0.0, 1.0\), got 1.5"),
 ])
 def test_prefix_size_errors(kwargs, match):
     n = kwargs.pop("n")
@@ -87,7 +87,7 @@ def test_prefix_size_errors(kwargs, match):
     ([0, 4, 8], 1, "positive", ValueError),
     ([4.5, 8], 1, "integers", TypeError),
     ([4, 8], 2, "needs at least 3", ValueError),
-    ([4, 8], -1, "`order` must be >= 0", ValueError),
+    ([4, 8], -1, "`order` must be an integer >= 0, got -1", ValueError),
 ])
 def test_weight_errors(sizes, order, match, exc):
     with pytest.raises(exc, match=match):

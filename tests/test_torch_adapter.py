@@ -61,7 +61,7 @@ def _check_against_numpy(method, rewards, dtype, data, rtol, conditioning):
     expected, message = _numpy_or_error(exact, method, options)
     if message is not None:  # validation mirrors the numpy side
         with pytest.raises(ValueError) as caught:
-            tt.advantages(tensor, method=method, **options)
+            tt.advantages(tensor, method=method, small_groups="raise", **options)
         assert str(caught.value) == message
         return
     got = tt.advantages(tensor, method=method, **options)
@@ -170,10 +170,12 @@ def test_group_too_small_names_the_group():
     scores = torch.tensor([1.0, 2.0, 3.0, 4.0])
     ids = np.array(["a", "a", "a", "lonely"], dtype=object)
     with pytest.raises(ValueError, match=r"groups of size 1 \(e.g. group id 'lonely'\): "
-                                         r"groups of `rewards` need at least 2 rollouts"):
-        tt.advantages_from_groups(scores, ids, method="rloo")
+                                         r"each group has 1 valid rollout\(s\), too few for "
+                                         r"method 'rloo', which needs at least 2"):
+        tt.advantages_from_groups(scores, ids, method="rloo", small_groups="raise")
     with pytest.raises(ValueError, match=r"groups of size 1 \(e.g. group id 7\)"):
-        tt.advantages_from_groups(scores, torch.tensor([3, 3, 3, 7]), method="rloo")
+        tt.advantages_from_groups(scores, torch.tensor([3, 3, 3, 7]), method="rloo",
+                                  small_groups="raise")
 
 
 @pytest.mark.parametrize("call,error,match", [
@@ -183,17 +185,28 @@ def test_group_too_small_names_the_group():
     (lambda: tt.advantages(torch.zeros(2, 3, 8)), ValueError, r"1-D .* or 2-D \[B, m\]"),
     (lambda: tt.advantages(torch.zeros(0, 8)), ValueError, r"must not be empty"),
     (lambda: tt.advantages(torch.zeros(2, 8), method="grpo", k=3), TypeError,
-     r"unknown option\(s\) \['k'\]"),
+     r"unknown option\(s\) 'k'; accepted options: ddof, eps"),
     (lambda: tt.advantages(torch.zeros(2, 8), method="nope"), ValueError,
      r"unknown advantage method 'nope'"),
     (lambda: tt.advantages(torch.zeros(2, 8), check_finite=1), TypeError,
-     r"`check_finite` must be a bool"),
-    (lambda: tt.advantages(torch.zeros(2, 8), method="bon_mean", k=9), ValueError,
-     r"2 <= k <= m"),
-    (lambda: tt.advantages(torch.zeros(2, 4), method="tea"), ValueError,
-     r"too small for tail_fraction"),
+     r"`check_finite` must be True or False, got 1"),
+    (lambda: tt.advantages(torch.zeros(2, 8), method="bon_mean", k=9, small_groups="raise"),
+     ValueError, r"group 0 of `rewards` has 8 valid rollout\(s\), too few .* at least 9"),
+    (lambda: tt.advantages(torch.zeros(2, 4), method="tea", small_groups="raise"), ValueError,
+     r"too few for method 'tea' \(tail_fraction=0.25, n_target=128, scale_floor=None\), "
+     r"which needs at least 5"),
+    (lambda: tt.advantages(torch.zeros(2, 4), small_groups="zero!"), ValueError,
+     r"`small_groups` must be one of 'raise', 'zero', got 'zero!'. Did you mean 'zero'\?"),
+    (lambda: tt.advantages(torch.zeros(2, 4), valid=torch.ones(2, 4)), TypeError,
+     r"`valid` must be a boolean torch.Tensor"),
+    (lambda: tt.advantages(torch.zeros(2, 4), valid=torch.ones(2, 3, dtype=torch.bool)),
+     ValueError, r"`valid` must have the shape of `rewards` \(2, 4\), got \(2, 3\)"),
     (lambda: tt.advantages_from_groups(torch.zeros(2, 4), [0, 1]), ValueError,
-     r"`scores` must be a 1-D torch.Tensor"),
+     r"`rewards` must be a 1-D torch.Tensor"),
+    (lambda: tt.advantages_from_groups(torch.zeros(2), [0.0, float("nan")]), ValueError,
+     r"`group_ids` must not contain NaN"),
+    (lambda: tt.advantages_from_groups(torch.zeros(2), torch.tensor([0.0, float("nan")])),
+     ValueError, r"`group_ids` must not contain NaN"),
     (lambda: tt.advantages_from_groups(torch.zeros(4), [0, 1]), ValueError,
      r"`group_ids` must have shape \(4,\)"),
     (lambda: tt.advantages_from_groups(torch.zeros(4), torch.zeros(3)), ValueError,
@@ -210,7 +223,7 @@ def test_non_finite_rewards_name_the_row():
     with pytest.raises(ValueError, match=r"non-finite reward inf in row 2 of `rewards` "
                                          r"\(column 5\)"):
         tt.advantages(rewards)
-    with pytest.raises(ValueError, match=r"non-finite reward nan in scores\[1\]"):
+    with pytest.raises(ValueError, match=r"non-finite reward nan in rewards\[1\]"):
         tt.advantages_from_groups(torch.tensor([0.0, float("nan")]), [0, 0], method="grpo")
 
 
@@ -251,7 +264,7 @@ def test_policy_loss_k3_penalty():
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"kl_coef": 0.1}, r"`kl_coef` > 0 needs `ref_logprobs`"),
-    ({"kl_coef": -1.0}, r"`kl_coef` must be a finite number >= 0"),
+    ({"kl_coef": -1.0}, r"`kl_coef` must be a finite number >= 0.0, got -1.0"),
     ({"mask": torch.ones(2, 4)}, r"`mask` must be a tensor of shape \(2, 3\)"),
     ({"advantages": torch.ones(3)}, r"`advantages` must be a tensor of shape \(2,\)"),
     ({"ref_logprobs": torch.ones(2, 4)}, r"`ref_logprobs` must be None or a tensor"),

@@ -77,7 +77,7 @@ class TailextGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args, advantage_method: str = "tea", advantage_options=None, **kwargs):
         options = dict(advantage_options or {})
-        get_rule(advantage_method).check_options(options)
+        get_rule(advantage_method).resolve(options)
         super().__init__(*args, **kwargs)
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError("TailextGRPOTrainer needs multi_objective_aggregation="

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Rule", "RULES", "LABELS", "method", "options", "advantages", "torch_advantages",
-           "index"]
+__all__ = ["Rule", "RULES", "LABELS", "method", "options", "available", "advantages",
+           "torch_advantages", "index"]
 
 
 class Rule(NamedTuple):
@@ -29,8 +29,8 @@ class Rule(NamedTuple):
 
 #: paper label → rule, in seeding order.
 RULES: dict[str, Rule] = {
-    "GRPO": Rule("grpo"),                                 # r − r̄ (mean-centred)
-    "GRPO-Z": Rule("grpo_z", {"ddof": 0, "eps": 1e-6}),   # (r − r̄) / (population sd + ε)
+    "GRPO": Rule("mean_centred"),                       # r − r̄ (the paper's GRPO)
+    "GRPO-Z": Rule("grpo", {"ddof": 0, "eps": 1e-6}),   # (r − r̄) / (population sd + ε)
     "RLOO": Rule("rloo"),
     "BoN-max mean": Rule("bon_max_mean"),
     "BoN-max second": Rule("bon_max_second"),

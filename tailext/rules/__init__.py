@@ -1,0 +1,23 @@
+"""Advantage rules: the registry, the numpy entry point and the built-in rules.
+
+Each built-in rule lives in one module of this package beside its torch implementation and
+registers itself there (:func:`register_rule`); importing the package imports them all.
+
+- :mod:`.registry` — :class:`AdvantageRule`, :func:`register_rule`, :func:`get_rule`,
+  :func:`available_methods`;
+- :mod:`.dispatch` — :func:`advantages`, masks and the small-group policy (:mod:`.policy`);
+- :mod:`.tea` — ``tea``, ``tea_raw``, ``prefix_tea``;
+- :mod:`.grpo` — ``grpo``, ``mean_centred``, ``rloo``;
+- :mod:`.bon_max` — ``bon_max_mean``, ``bon_max_second``;
+- :mod:`.max_at_k` — ``bon_mean``, ``maxk_loo1``;
+- :mod:`.chow` — ``chow_bon_rl``; :mod:`.cat_bon` — ``cat_bon``.
+"""
+
+from .dispatch import advantages
+from .policy import AdvantageResult, DiscreteRewardWarning, SmallGroupWarning
+from .registry import PROPERTIES, AdvantageRule, available_methods, get_rule, register_rule
+
+from . import tea, grpo, bon_max, max_at_k, chow, cat_bon  # noqa: E402,F401  (registration)
+
+__all__ = ["AdvantageRule", "AdvantageResult", "DiscreteRewardWarning", "PROPERTIES",
+           "SmallGroupWarning", "advantages", "available_methods", "get_rule", "register_rule"]

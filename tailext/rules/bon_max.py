@@ -1,0 +1,88 @@
+"""Best-of-N "max" rules: only the best rollout of a group gets a non-zero advantage."""
+
+from __future__ import annotations
+
+from .. import reference
+from .._arguments import bool_iv, real_iv
+from .registry import register_rule
+
+__all__ = ["bon_max_mean", "bon_max_second"]
+
+_SHIFT_SCALE = {"shift_invariant", "scale_equivariant"}
+
+
+def _bon_max_mean_torch(x, valid):
+    from .. import _torch_ops
+
+    best = x.argmax(dim=1, keepdim=True)  # first index of the maximum
+    return _torch_ops.put_at(x, best, _torch_ops.centred(x).gather(1, best))
+
+
+@register_rule(
+    "bon_max_mean", torch=_bon_max_mean_torch, properties=_SHIFT_SCALE | {"deterministic"},
+    label="BoN-max mean",
+    formula=r"A_{i^*} = r_{i^*} - \bar r,\ i^* = \arg\max_i r_i;\quad A_i = 0\ (i \ne i^*)")
+def bon_max_mean(rewards):
+    r"""BoN-max mean: ``A_{i*} = r_{i*} − r̄`` for ``i* = argmax r``, all other advantages 0.
+
+    Notes
+    -----
+    Ties at the maximum go to the first index, so with tied maxima the rule is neither
+    permutation-equivariant nor monotone (it is for distinct rewards); it does not claim
+    those properties.
+
+    Examples
+    --------
+    >>> from tailext import advantages
+    >>> advantages([1.0, 5.0, 3.0], method="bon_max_mean").tolist()
+    [0.0, 2.0, 0.0]
+    """
+    return reference.bon_max_mean(rewards)
+
+
+def _bon_max_second_torch(x, valid, *, normalize, eps):
+    import torch
+
+    from .. import _torch_ops
+
+    best = x.argmax(dim=1, keepdim=True)
+    top_two = torch.topk(x, 2, dim=1).values
+    gap = top_two[:, :1] - top_two[:, 1:]
+    if normalize:
+        gap = _torch_ops.safe_divide(gap, _torch_ops.std(x, 1) + eps)
+    return _torch_ops.put_at(x, best, gap)
+
+
+def _bon_max_second_options(*, normalize, eps):
+    return {"normalize": bool_iv(normalize, "normalize"), "eps": real_iv(eps, "eps", low=0.0)}
+
+
+@register_rule(
+    "bon_max_second", torch=_bon_max_second_torch, check_options=_bon_max_second_options,
+    min_group_size=2, label="BoN-max second",
+    properties=_SHIFT_SCALE | {"permutation_equivariant", "monotone", "deterministic"},
+    formula=r"A_{i^*} = r_{(m)} - r_{(m-1)},\ i^* = \arg\max_i r_i;\quad A_i = 0\ (i \ne i^*)")
+def bon_max_second(rewards, *, normalize=False, eps=1e-6):
+    r"""BoN-max second: ``A_{i*} = r_(m) − r_(m−1)`` at ``i* = argmax r``, all others 0.
+
+    Parameters
+    ----------
+    rewards : array_like, shape ``(m,)`` or ``(B, m)``
+        Needs ``m >= 2``.
+    normalize : bool, default False
+        Divide by the sample standard deviation plus ``eps``: verl's ``grpo_passk``.
+    eps : float, default 1e-6
+        Only used with ``normalize=True``.
+
+    Notes
+    -----
+    When the top two rewards tie the gap is 0, so every advantage is 0 and the choice of
+    ``i*`` among tied maxima does not matter.
+
+    Examples
+    --------
+    >>> from tailext import advantages
+    >>> advantages([1.0, 5.0, 3.0], method="bon_max_second").tolist()
+    [0.0, 2.0, 0.0]
+    """
+    return reference.bon_max_second(rewards, normalize, eps)

@@ -1,0 +1,67 @@
+"""CAT-BoN (compute-aligned training for best-of-N): rank weights times the z-score."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._arguments import n_target_iv, real_iv
+from .._baseline_kernels import cat_bon_batch
+from .registry import register_rule
+
+__all__ = ["cat_bon"]
+
+
+def _cat_bon_torch(x, valid, *, n_target, eps):
+    import torch
+
+    from .. import _torch_ops
+
+    m = x.shape[1]
+    below = torch.searchsorted(torch.sort(x, dim=1).values, x, right=False)
+    log_weights = (n_target - 1) * torch.log((below.to(x.dtype) + 1.0) / (m + 1.0))
+    weights = torch.exp(log_weights - log_weights.amax(dim=1, keepdim=True))
+    normalized = weights / weights.mean(dim=1, keepdim=True)
+    return normalized * _torch_ops.safe_divide(_torch_ops.centred(x),
+                                               _torch_ops.std(x, 1) + eps)
+
+
+def _cat_bon_options(*, n_target, eps):
+    return {"n_target": n_target_iv(n_target, low=1), "eps": real_iv(eps, "eps", low=0.0)}
+
+
+@register_rule(
+    "cat_bon", torch=_cat_bon_torch, check_options=_cat_bon_options, min_group_size=2,
+    label="CAT-BoN", properties={"shift_invariant", "permutation_equivariant", "deterministic"},
+    formula=r"A_i = \frac{w_i}{\overline{w}}\cdot\frac{r_i - \bar r}{\operatorname{sd}_{m-1}(r) "
+            r"+ \varepsilon},\quad w_i = N q_i^{N-1},\quad q_i = \frac{\#\{j: r_j < r_i\} + 1}"
+            r"{m + 1}")
+def cat_bon(rewards, *, n_target=128, eps=1e-4):
+    r"""CAT-BoN (Ousherovitch & Tewari 2026): rank weight times the sample-std z-score.
+
+    .. math::
+
+        q_i = \frac{\#\{j: r_j < r_i\} + 1}{m + 1},\quad w_i = N q_i^{N-1},\quad
+        A_i = \frac{w_i}{\operatorname{mean}(w)}\cdot
+        \frac{r_i - \bar r}{\operatorname{sd}_{m-1}(r) + \varepsilon}
+
+    Parameters
+    ----------
+    rewards : array_like, shape ``(m,)`` or ``(B, m)``
+        Needs ``m >= 2``.
+    n_target : int, default 128
+        ``N``, the best-of-N budget.
+    eps : float, default 1e-4
+
+    Notes
+    -----
+    Tied rewards share a weight (strict ``<``). The weights are normalized in log space,
+    so ``q^{N−1}`` never underflows to ``0/0`` for large ``N``.
+
+    Examples
+    --------
+    >>> from tailext import advantages
+    >>> A = advantages([0.0, 1.0, 2.0], method="cat_bon", n_target=2)
+    >>> bool(A[0] < 0 < A[2])
+    True
+    """
+    return cat_bon_batch(rewards, np.argsort(rewards, axis=1), float(n_target - 1), eps)
