@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from ._version import __version__
 
@@ -52,12 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"tailext: {category.__name__}: {message}\n"
+
+
 def main(argv=None) -> int:
+    shown = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # a warning is a line, not a source excerpt
     try:
         return _main(argv)
     except KeyboardInterrupt:  # before a check's own handling started (imports, setup)
         print("interrupted before any work: nothing written.", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown
 
 
 def _main(argv) -> int:

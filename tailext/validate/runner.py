@@ -3,10 +3,11 @@
 :func:`run_check` drives a :class:`CellCheck`:
 
 1. **Resume or refuse.** If ``--out`` already holds the check's record, its mode (quick or
-   full) and configuration must equal this run's; otherwise the run is refused with one line
-   (:class:`~tailext.validate.arguments.UsageError`) before any work. Finished cells are
-   taken from the record and never recomputed, so a record only ever gains cells: a more
-   complete record is never replaced by a less complete one.
+   full) and configuration (which names the seeding scheme,
+   :data:`~tailext.validate.seeding.SCHEME`) must equal this run's; otherwise the run is
+   refused with one line (:class:`~tailext.validate.arguments.UsageError`) before any
+   work. Finished cells are taken from the record and never recomputed, so a record only
+   ever gains cells: a more complete record is never replaced by a less complete one.
 2. **Cells.** Each missing cell is computed and the record rewritten atomically right after.
 3. **Derived results** (slopes, comparisons, verdicts) are computed from the finished cells.
 4. **Outputs.** The record, then the report and figures, are written from the same record,
@@ -29,6 +30,7 @@ from pathlib import Path
 from .arguments import UsageError
 from .records import (Clock, RecordError, new_record, read_record, to_json_value,
                       write_record)
+from .seeding import SCHEME
 
 __all__ = ["CellCheck", "run_check", "deferred_interrupt", "cell_saved"]
 
@@ -153,7 +155,7 @@ def load_or_start(check: CellCheck, out: Path) -> dict:
         record = read_record(path)
     except RecordError as error:
         raise UsageError(f"{error} Use another --out.") from None
-    configuration = to_json_value(check.configuration)
+    configuration = to_json_value({**check.configuration, "seeding": SCHEME})
     if record is None:
         record = new_record(check.name, seed=check.seed, configuration=configuration,
                             mode=check.mode, total=len(check.cells))

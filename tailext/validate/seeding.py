@@ -37,7 +37,12 @@ import enum
 
 import numpy as np
 
-__all__ = ["SimulatorStream", "PosttrainStream", "sequence", "generator", "torch_seed"]
+__all__ = ["SCHEME", "SimulatorStream", "PosttrainStream", "sequence", "generator",
+           "torch_seed"]
+
+#: The scheme's name, recorded in every configuration: a record drawn under another scheme
+#: is never resumed by this code (its cells would mix two sets of random streams).
+SCHEME = "SeedSequence(seed, spawn_key=key) with the keys of tailext.validate.seeding, v1"
 
 
 class SimulatorStream(enum.IntEnum):

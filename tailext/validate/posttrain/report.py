@@ -47,9 +47,11 @@ def view(record: dict) -> dict:
         trl = {**cells["TRL"],
                "summary": {name: {**summary, **_vs(trl_comparisons.get(name, {}), "trl_base")}
                            for name, summary in cells["TRL"]["policies"].items()}}
+    base = ({**cells["base"], **_vs(comparisons.get("base", {}), reference)}
+            if "base" in cells else None)
     return {"record": record, "config": config, "seed": record["seed"],
             "tailext_version": record["version"], "device": config["device"],
-            "ns": results.get("ns", []), "base": cells.get("base"), "rules": rules,
+            "ns": results.get("ns", []), "base": base, "rules": rules,
             "advantage_statistics": results.get("advantage_statistics"), "trl": trl}
 
 

@@ -405,8 +405,8 @@ def plot_lemma1(fit, path) -> Path:
     line = (fit["fitted_intercept"] + fit["fitted_log_rate"] * sizes
             + fit["fitted_power"] * np.log(sizes))
     ax.plot(sizes, line, "k--", lw=1,
-            label=f"fit: slope {fit['fitted_log_rate']:.4f} per unit N\n"
-                  f"predicted ln F(a) = {fit['predicted_log_rate']:.4f}")
+            label=f"fit on N ≥ {fit['fit_from']}: slope {fit['fitted_log_rate']:.4f} per "
+                  f"unit N\npredicted ln F(a) = {fit['predicted_log_rate']:.4f}")
     ax.set_xlabel("N")
     ax.set_ylabel("ln |gap|  (natural log)")
     ax.set_title("Lemma 1: the surrogate's error decays exponentially in N")
