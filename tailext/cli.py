@@ -4,7 +4,7 @@ Each check is a module of tailext.validate with DESCRIPTION, configure_parser(pa
 requirements(args) and run(args) -> exit status. Adding a check is one entry in
 VALIDATIONS. Every argument is validated before any work: a bad value, a missing optional
 package or an incompatible --out directory is one line "tailext validate CHECK: error: ..."
-and exit status 2; Ctrl-C is one line and exit status 130.
+and exit status 2; Ctrl-C (or SIGTERM) is one line and exit status 130.
 """
 
 from __future__ import annotations
@@ -58,8 +58,15 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 
 
 def main(argv=None) -> int:
+    import signal
+
     shown = warnings.formatwarning
     warnings.formatwarning = _one_line_warning  # a warning is a line, not a source excerpt
+    terminate = signal.getsignal(signal.SIGTERM)
+    if terminate == signal.SIG_DFL:  # a batch system's SIGTERM stops a run as Ctrl-C does
+        from .validate.runner import stop_on_sigterm
+
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         return _main(argv)
     except KeyboardInterrupt:  # before a check's own handling started (imports, setup)
@@ -67,6 +74,8 @@ def main(argv=None) -> int:
         return 130
     finally:
         warnings.formatwarning = shown
+        if terminate == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, terminate)
 
 
 def _main(argv) -> int:

@@ -193,3 +193,19 @@ def test_crossover_is_the_start_of_the_final_run_above_zero(ci_low, expected):
 def test_headline_verdict(diff, low, high, expected):
     comp = dict(difference=[diff], ci_low=[low], ci_high=[high])
     assert _verdict(comp, 0, 0.01).startswith(expected)
+
+
+def test_monte_carlo_check_handles_draws_that_are_all_equal():
+    # a near-deterministic best-of-512: every draw is the top reward, the SE is 0 up to
+    # rounding; the exact value must then lie within -ln(6.3e-5)/D of the reward span
+    from tailext.validate.simulator.selfchecks import _monte_carlo
+
+    draws = np.full((1, 1, 4000), 5.0)
+    span = np.array([[2.0]])
+    close = _monte_carlo("V_n", np.array([[5.0 - 1e-4]]), draws, span)
+    far = _monte_carlo("V_n", np.array([[4.9]]), draws, span)
+    assert close["passed"] and close["degenerate"] == 1 and close["max_abs_z"] == 0.0
+    assert not far["passed"]  # 0.1 > 9.67 / 4000 * 2
+    from tailext.validate.records import to_json_value
+
+    to_json_value(close)  # refuses inf and NaN: none reaches the record

@@ -154,3 +154,23 @@ def test_a_file_that_is_not_a_record_is_refused(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("tailext validate lemmas: error: ") and err.count("\n") == 1
     assert "has no 'schema' field" in err and err.endswith("Use another --out.\n")
+
+
+@pytest.mark.parametrize("number", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_writing_is_deferred_until_the_files_are_written(number):
+    # SIGTERM as the command line installs it (tailext.cli.main), SIGINT as Python does
+    import os
+    import signal
+
+    from tailext.validate.runner import deferred_interrupt, stop_on_sigterm
+
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    finished = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_interrupt():
+                os.kill(os.getpid(), getattr(signal, number))
+                finished.append("outputs written")  # reached: the signal waited
+        assert finished == ["outputs written"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)

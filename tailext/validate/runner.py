@@ -32,7 +32,7 @@ from .records import (Clock, RecordError, new_record, read_record, to_json_value
                       write_record)
 from .seeding import SCHEME
 
-__all__ = ["CellCheck", "run_check", "deferred_interrupt", "cell_saved"]
+__all__ = ["CellCheck", "run_check", "deferred_interrupt", "stop_on_sigterm", "cell_saved"]
 
 
 class CellCheck:
@@ -105,25 +105,50 @@ def cell_saved(record: dict) -> None:
     chosen number of cells, deterministically."""
 
 
+#: The signals that stop a run the way Ctrl-C does (the command line turns SIGTERM into
+#: KeyboardInterrupt too, see tailext.cli).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
 def deferred_interrupt():
-    """Postpone Ctrl-C (SIGINT) until the block is done, then raise KeyboardInterrupt.
+    """Postpone Ctrl-C (SIGINT) and SIGTERM until the block is done, then raise
+    KeyboardInterrupt.
 
     Used while writing the record, report and figures, so that they agree with each other
     whenever the run is stopped. Outside the main thread (where signals cannot be handled)
-    it does nothing.
+    it does nothing; a signal that is ignored (SIGINT in a background job of a
+    non-interactive shell) stays ignored, and a handler other than Python's own or the
+    command line's is called after the block instead.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
     received = []
-    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    for number, handler in previous.items():
+        if handler not in (None, signal.SIG_IGN, signal.SIG_DFL):
+            signal.signal(number, lambda number, _: received.append(number))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            if handler not in (None, signal.SIG_IGN, signal.SIG_DFL):
+                signal.signal(number, handler)
     if received:
-        raise KeyboardInterrupt
+        handler = previous[received[0]]
+        if getattr(handler, "raises_keyboard_interrupt", False) \
+                or handler is signal.default_int_handler:
+            raise KeyboardInterrupt
+        handler(received[0], None)
+
+
+def stop_on_sigterm(number, frame):
+    """SIGTERM handler of the command line: stop the run as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+stop_on_sigterm.raises_keyboard_interrupt = True
 
 
 def _difference(old, new, where="configuration"):

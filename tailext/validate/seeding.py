@@ -27,8 +27,11 @@ stream             key                                           draws
 ``rule`` the rule's position in :data:`tailext.validate.rules.RULES`.
 
 Post-training (:class:`PosttrainStream`): one key ``(stream,)`` per component (prompts,
-teacher, corpus, …); torch generators get :func:`torch_seed` of that key, training and
-validation add the rule's position: ``(TRAINING, rule)``.
+teacher, corpus, reward model, initial policy, pretraining, evaluation, training, validation,
+bootstrap, the TRL run's pieces); torch generators get :func:`torch_seed` of that key. Every
+rule trains and is validated on the same two streams, ``(TRAINING,)`` and
+``(VALIDATION,)``, and evaluated on ``(EVALUATION,)``: common random numbers, so the paired
+comparisons between rules carry less sampling noise.
 """
 
 from __future__ import annotations

@@ -432,7 +432,9 @@ def _plot_kl_curves(record, config, out: Path, plt) -> list[Path]:
     colours = {BASELINE: "C0", TEA: "C3"}
     cols = min(4, len(scenarios))
     rows = -(-len(scenarios) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 3.3 * rows + 0.8),
+    ncol = {1: 2, 2: 3}.get(cols, 5)  # legend columns that fit the figure's width
+    legend_height = 0.3 * -(-5 // ncol) + 0.3  # inches below the panels
+    fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 3.3 * rows + legend_height),
                              squeeze=False)
     for ax in axes.ravel()[len(scenarios):]:
         ax.axis("off")
@@ -458,6 +460,6 @@ def _plot_kl_curves(record, config, out: Path, plt) -> list[Path]:
                Line2D([], [], color="k", ls="-", marker="o", ms=3, label=f"V_{n_max}"),
                Line2D([], [], color="k", ls="--", marker="o", ms=3, label="V_1 (mean reward)"),
                Line2D([], [], color="gray", ls=":", label=f"initial policy V_{n_max}")]
-    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.8 / (3.3 * rows + 0.8), 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / (3.3 * rows + legend_height), 1, 1))
     return [save_figure(fig, out / "kl_curves.png")]
