@@ -21,6 +21,7 @@ VALIDATIONS: dict[str, str] = {
     "appendix-e": "tailext.validate.theory.appendix_e",
     "rates": "tailext.validate.theory.rates",
     "lemmas": "tailext.validate.theory.lemmas",
+    "binary-rewards": "tailext.validate.theory.binary_rewards",
     "simulator": "tailext.validate.simulator.command",
     "posttrain": "tailext.validate.posttrain.command",
 }

@@ -20,10 +20,12 @@ CASES = {
     "appendix-e": (["--replications", "64"], 2, 1),
     "rates": (["--replications", "64"], 1, 2),
     "lemmas": ([], 1, 2),
+    "binary-rewards": (["--quick", "--batches", "50", "--groups", "20"], 2, 1),
     "simulator": (["--quick", "--steps", "5"], 3, 2),
     "posttrain": (["--quick", "--steps", "4", "--rules", "GRPO", "TEA"], 1, 1),
 }
 RECORD = {"appendix-e": "appendix_e.json", "rates": "rates.json", "lemmas": "lemmas.json",
+          "binary-rewards": "binary_rewards.json",
           "simulator": "simulator.json", "posttrain": "posttrain.json"}
 
 

@@ -2,7 +2,8 @@
 
 - :mod:`.theory` — the paper's theory, checked numerically: :mod:`.theory.lemmas` (Lemmas 1
   and 2 by quadrature), :mod:`.theory.rates` (Theorems 1 and 2 as fitted slopes),
-  :mod:`.theory.appendix_e` (the Appendix E diagnostic beside the paper's Table 15);
+  :mod:`.theory.appendix_e` (the Appendix E diagnostic beside the paper's Table 15), and
+  :mod:`.theory.binary_rewards` (the rules on 0/1 rewards against the pass@N oracle);
 - :mod:`.montecarlo` — the Monte Carlo engine those two run on: the Gaussian-tail model and
   its quadrature (:mod:`.montecarlo.model`), numba and torch replication kernels, seeded
   block-wise simulation (:mod:`.montecarlo.engine`), summaries, slope fits, figures;

@@ -9,6 +9,9 @@ another one.
 Monte Carlo checks (``appendix-e``, ``rates``): ``(m, block)`` — group size and block index
 (:func:`tailext.validate.montecarlo.engine.block_rewards`).
 
+``binary-rewards``: ``(m, N, rule)`` — group size, target and the rule's position in
+:data:`tailext.validate.theory.binary_rewards.RULES`, one stream per rule and cell.
+
 Simulator (:class:`SimulatorStream`, first element of the key):
 
 =================  ============================================  ===========================

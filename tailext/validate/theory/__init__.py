@@ -1,1 +1,3 @@
-"""The paper's theory, checked numerically: ``lemmas``, ``rates`` and ``appendix-e``."""
+"""Checks computed from exact models: the paper's theory (``lemmas``, ``rates``,
+``appendix-e``) and the rules on 0/1 rewards against the pass@N oracle
+(``binary-rewards``)."""

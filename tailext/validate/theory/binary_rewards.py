@@ -28,23 +28,33 @@ forms (to 1e-12 × N); ``maxk_loo1`` with ``k = N <= m`` (the unbiased pass@N gr
 estimator) has alignment 1 (to 1e-9); ``--groups`` random groups per (rule, p, m, N), in
 random order, through :func:`tailext.advantages`, have exactly the advantages of the table
 the exact sums use (to 1e-12 of its largest entry).
+
+Rules are named by their tailext methods here (the page this check supports,
+docs/binary-rewards.md, is a guide to choosing a method); one cell per ``(N, m)``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["SUCCESS_RATES", "GROUP_SIZES", "TARGETS", "RULES", "configure_parser", "run",
-           "rule_options", "oracle_update", "success_table", "expected_updates",
-           "realized_cosines", "table_check", "cell"]
+from ..arguments import TQDM, add_out, add_progress, add_quick, add_seed, positive_int
+from ..records import write_text
+from ..reporting import header
+from ..runner import CellCheck
+from ..seeding import generator
+
+__all__ = ["DESCRIPTION", "SUCCESS_RATES", "GROUP_SIZES", "TARGETS", "RULES",
+           "configure_parser", "requirements", "run", "rule_options", "oracle_update",
+           "success_table", "expected_updates", "realized_cosines", "table_check", "cell",
+           "summary", "table_text"]
+
+DESCRIPTION = ("Advantage rules on 0/1 rewards against the exact pass@N oracle: alignment, "
+               "realized cosine, zero share and signal to noise of each rule.")
 
 SUCCESS_RATES = (0.01, 0.05, 0.1, 0.3, 0.5, 0.8)
 GROUP_SIZES = (8, 16, 64)
@@ -185,8 +195,9 @@ def cell(m: int, n_target: int, seed: int, settings: dict) -> dict:
            "oracle_value": [1.0 - (1.0 - p) ** n_target for p in SUCCESS_RATES],
            "oracle_closed_form_error": max(e for _, e in oracle), "rules": {}}
     for index, rule in enumerate(RULES):
-        # One stream per (seed, m, N, rule): a cell's numbers do not depend on which others ran.
-        rng = np.random.default_rng([seed, m, n_target, index])
+        # stream (m, N, rule index) of the seed: a cell's numbers do not depend on which
+        # others ran (tailext.validate.seeding)
+        rng = generator(seed, m, n_target, index)
         table = success_table(rule, m, n_target)
         mean, zero, snr = expected_updates(table, m)
         realized, realized_se, zero_steps = realized_cosines(
@@ -242,21 +253,25 @@ def table_text(cells) -> str:
     return "\n".join(lines) + "\n"
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"fewer samples (batches={QUICK['batches']}, "
-                             f"groups={QUICK['groups']}); about 10 s")
-    parser.add_argument("--batches", type=int, default=None,
+def configure_parser(parser) -> None:
+    add_out(parser)
+    add_quick(parser, f"fewer samples (batches {QUICK['batches']}, groups {QUICK['groups']} "
+                      f"instead of {FULL['batches']} and {FULL['groups']}), seconds")
+    add_seed(parser, 0)
+    parser.add_argument("--batches", type=positive_int, default=None,
                         help=f"sampled steps per cell for the realized cosine "
                              f"(default {FULL['batches']})")
-    parser.add_argument("--prompts-per-rate", type=int, default=None,
+    parser.add_argument("--prompts-per-rate", type=positive_int, default=None,
                         help=f"prompts per success rate in a step "
                              f"(default {FULL['prompts_per_rate']})")
-    parser.add_argument("--groups", type=int, default=None,
+    parser.add_argument("--groups", type=positive_int, default=None,
                         help=f"random groups per (rule, p, m, N) checked against the exact "
                              f"table (default {FULL['groups']})")
+    add_progress(parser)
+
+
+def requirements(args):
+    return [TQDM] if args.progress else []
 
 
 def _settings(args) -> dict:
@@ -266,61 +281,65 @@ def _settings(args) -> dict:
     return {key: base[key] if value is None else int(value) for key, value in chosen.items()}
 
 
-def _environment() -> dict:
-    import os
-    import platform
+def _passed(checks) -> bool:
+    return checks["oracle_passed"] and checks["unbiased_passed"] and checks["table_passed"]
 
-    import numba
-    import scipy
 
-    import tailext
-    return {"tailext": tailext.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "numba": numba.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "cpu_count": os.cpu_count()}
+class BinaryRewards(CellCheck):
+    """One cell per (N, m): every rule's exact and sampled numbers there."""
+
+    name, record_name = "binary-rewards", "binary_rewards.json"
+
+    def __init__(self, *, quick: bool, seed: int, settings: dict, progress: bool):
+        self.mode, self.seed, self.progress, self.settings = (
+            "quick" if quick else "full", seed, progress, settings)
+        self.configuration = {**settings, "success_rates": list(SUCCESS_RATES),
+                              "group_sizes": list(GROUP_SIZES), "targets": list(TARGETS),
+                              "rules": list(RULES), "table_tolerance": TABLE_TOLERANCE,
+                              "model": "tabular two-outcome softmax per prompt, S = r - p"}
+        self.grid = {f"N={n},m={m}": (n, m) for n in TARGETS for m in GROUP_SIZES}
+        self.cells = list(self.grid)
+
+    def compute(self, key, record):
+        n_target, m = self.grid[key]
+        return cell(m, n_target, self.seed, self.settings)
+
+    def derive(self, record):
+        return {"summary": summary(record["results"]["cells"])}
+
+    def status(self, record):
+        return 0 if _passed(record["results"]["summary"]) else 1
+
+    def outputs(self, record, out):
+        return [write_text(out / "binary_rewards.md", markdown(record))]
+
+
+def markdown(record) -> str:
+    """``binary_rewards.md``: the self-checks in words, then the tables."""
+    c = record["configuration"]
+    lines = header(record, "0/1 rewards: advantage rules against the pass@N oracle",
+                   f"success rates {c['success_rates']}, group sizes m ∈ {c['group_sizes']}, "
+                   f"targets N ∈ {c['targets']}; {c['batches']} sampled steps of "
+                   f"{c['prompts_per_rate']} prompts per rate for the realized cosine, "
+                   f"{c['groups']} random groups per (rule, p, m, N) for the table check.")
+    checks = record["results"].get("summary")
+    if checks:
+        verdict = "**all pass**" if _passed(checks) else "**FAILED**"
+        lines += ["## Self-checks", "",
+                  f"Self-checks {verdict}: the oracle's advantages equal the closed forms to "
+                  f"{checks['oracle_closed_form_error']:.1e} × N (tolerance 1e-12); "
+                  f"`maxk_loo1` with k = N has alignment 1 to "
+                  f"{checks['unbiased_alignment_error']:.1e} (tolerance 1e-9); sampled groups "
+                  f"match the exact per-s table to {checks['table_deviation']:.1e} of its "
+                  f"largest entry (tolerance {TABLE_TOLERANCE:.0e}).", ""]
+    lines += ["## Alignment (exact) / realized cosine (± SE) with the oracle update", ""]
+    return "\n".join(lines) + "\n" + table_text(record["results"]["cells"])
 
 
 def run(args) -> int:
-    from tailext import __version__
+    from ..arguments import overrides
+    from ..runner import run_check
 
-    from .results_io import write_json
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "binary_rewards.json"
-    settings = _settings(args)
-    configuration = {**settings, "success_rates": list(SUCCESS_RATES),
-                     "group_sizes": list(GROUP_SIZES), "targets": list(TARGETS),
-                     "rules": list(RULES), "table_tolerance": TABLE_TOLERANCE,
-                     "model": "tabular two-outcome softmax per prompt, S = r - p"}
-    cells = {}
-    if path.exists():  # resume: keep the finished cells of a run with the same configuration
-        previous = json.loads(path.read_text())
-        if previous.get("configuration") == configuration and previous.get("seed") == args.seed:
-            cells = previous["results"]["cells"]
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    grid = [(n, m) for n in TARGETS for m in GROUP_SIZES]
-    for number, (n_target, m) in enumerate(grid, 1):
-        key = f"N={n_target},m={m}"
-        if key not in cells:
-            cells[key] = cell(m, n_target, args.seed, settings)
-        record = {"check": "binary-rewards", "version": __version__, "seed": args.seed,
-                  "configuration": configuration, "environment": _environment(),
-                  "timing": {"wall_s": time.perf_counter() - wall0,
-                             "cpu_s": time.process_time() - cpu0},
-                  "completeness": {"mode": "quick" if args.quick else "full",
-                                   "finished": number, "total": len(grid),
-                                   "complete": number == len(grid)},
-                  "results": {"cells": cells}}
-        write_json(path, record)
-        print(f"[{number}/{len(grid)}] {key}: alignment " + ", ".join(
-            f"{rule} {cells[key]['rules'][rule]['alignment']:.3f}" for rule in RULES),
-            flush=True)
-    record["results"]["summary"] = checks = summary(cells)
-    write_json(path, record)
-    (out / "binary_rewards.md").write_text(table_text(cells))
-    passed = checks["oracle_passed"] and checks["unbiased_passed"] and checks["table_passed"]
-    print(f"oracle closed-form error {checks['oracle_closed_form_error']:.1e}; maxk_loo1 "
-          f"(k = N) alignment error {checks['unbiased_alignment_error']:.1e}; sampled groups "
-          f"vs table {checks['table_deviation']:.1e} (tolerance {TABLE_TOLERANCE:.0e}); "
-          f"{'passed' if passed else 'FAILED'}; wrote {out}")
-    return 0 if passed else 1
+    check = BinaryRewards(quick=args.quick, seed=args.seed, settings=_settings(args),
+                          progress=args.progress)
+    return run_check(check, Path(args.out), overrides=overrides(args))
