@@ -138,6 +138,7 @@ def advantages(rewards, method="tea", *, valid=None, small_groups="raise", retur
     """
     rule = get_rule(method)
     resolved = rule.resolve(options)
+    rule = rule.specialized(resolved)
     policy = choice_iv(small_groups, "small_groups", SMALL_GROUP_POLICIES)
     return_info = bool_iv(return_info, "return_info")
     batch, mask, was_1d = masked_rewards_iv(rewards, valid)

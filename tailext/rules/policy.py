@@ -104,8 +104,8 @@ def warn_small_groups(rule, minimum: int) -> None:
 
 def warn_discrete(rule) -> None:
     """One :class:`DiscreteRewardWarning` per call site."""
-    warnings.warn(f"method {rule.name!r} fits a continuous upper tail, but some groups' top "
-                  "rewards are tied (binary or few-level rewards): the fit then gives "
+    warnings.warn(f"method {rule.name!r} relies on a fit of each group's upper tail, but "
+                  "some groups' top rewards are tied (binary or few-level rewards): the fit then gives "
                   "little or no signal. See the tailext docs on 0/1 rewards and pass@k "
                   "(docs/binary-rewards.md): for a pass@N target with m >= N, maxk_loo1 "
                   "with k=N is exact.", DiscreteRewardWarning,
