@@ -100,7 +100,9 @@ def test_benchmarks_write_the_same_schema(tmp_path):
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
     assert bench_scaling.write_record is records.write_record
-    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+    paths = sorted((ROOT / "benchmarks" / "results").glob("**/*.json"))
+    assert len(paths) >= 8
+    for path in paths:
         validate_record(json.loads(path.read_text()), source=str(path))
 
 

@@ -262,6 +262,7 @@ def read_record(path) -> dict | None:
     return validate_record(record, source=str(path))
 
 
-def write_record(path, record: dict) -> Path:
-    """Check ``record`` against the schema and write it atomically."""
-    return write_json(path, validate_record(record))
+def write_record(path, record: dict, *, indent: int | None = 1) -> Path:
+    """Check ``record`` against the schema and write it atomically (``indent=None``: one
+    line, for records with thousands of rows)."""
+    return write_json(path, validate_record(record), indent=indent)
