@@ -3,8 +3,10 @@
 For each ``[B, m]`` shape the same float64 rewards (seeded) go to every rule; each timing is
 the best of ``--repeats`` calls after a warm-up call (numba compilation excluded). Ratios are
 to a vectorized numpy GRPO-Z ``(r − mean)/(std + 1e-6)`` on the same array, measured in the
-same run (alternating calls), because absolute times on a shared machine are noise. Results are written as JSON
-(with machine, versions, configuration and seed) and a markdown table into ``--out``.
+same run (alternating calls), because absolute times on a shared machine are noise. Results are
+written as a record of the shared schema (``tailext.validate.records``: configuration, seed,
+environment, timing, completeness) in ``bench_advantages.json`` and a markdown table in
+``bench_advantages.md`` into ``--out``, after every shape.
 
 Usage::
 
@@ -24,14 +26,14 @@ thread (reported as ``target`` in the JSON).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from tailext.validate.records import Clock, environment, new_record, write_record, write_text
 
 DEFAULT_SHAPES = ("4096x16", "4096x64", "1024x1024")
 TARGET = {"method": "tea", "backend": "numba", "shape": "4096x64", "max_ratio": 2.0}
@@ -111,30 +113,10 @@ def tailext_rows(rewards, repeats, methods, backends):
     return rows
 
 
-def environment(threads):
-    import numba
-    import scipy
-
-    import tailext
-
-    versions = {"python": platform.python_version(), "numpy": np.__version__,
-                "scipy": scipy.__version__, "numba": numba.__version__,
-                "tailext": tailext.__version__}
-    try:
-        import torch
-
-        versions["torch"] = torch.__version__
-        torch_threads = torch.get_num_threads()
-    except ImportError:
-        torch_threads = None
-    return {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "python_implementation":
-                        platform.python_implementation()},
-        "versions": versions,
-        "threads": {"requested": threads, "numba": numba.get_num_threads(),
-                    "torch": torch_threads},
-    }
+def benchmark_environment(packages=()) -> dict:
+    """The shared record environment plus the processor and Python implementation."""
+    return {**environment(packages), "processor": platform.processor() or platform.machine(),
+            "python_implementation": platform.python_implementation()}
 
 
 def set_threads(threads):
@@ -151,17 +133,18 @@ def set_threads(threads):
         pass
 
 
-def markdown(report):
-    shapes = report["config"]["shapes"]
-    threads = report["environment"]["threads"]
+def markdown(record):
+    config, results = record["configuration"], record["results"]
+    shapes = config["shapes"]
+    threads = record["environment"]["threads"]
     lines = [f"# Advantage benchmark (numba threads {threads['numba']}, torch threads "
-             f"{threads['torch']})", "",
+             f"{threads.get('torch')})", "",
              "Best-of-{} time per call in ms and the ratio to numpy GRPO-Z on the same "
-             "array (timed in alternation with each row).".format(report["config"]["repeats"]), "",
+             "array (timed in alternation with each row).".format(config["repeats"]), "",
              "| method | backend | " + " | ".join(shapes) + " |",
              "|---|---|" + "---|" * len(shapes)]
     cells = {}
-    for row in report["results"]:
+    for row in results["rows"]:
         key = (row["method"], row["backend"])
         if row.get("seconds") is None:
             text = "n/a"
@@ -171,20 +154,24 @@ def markdown(report):
     for (method, backend), by_shape in cells.items():
         lines.append(f"| {method} | {backend} | "
                      + " | ".join(by_shape.get(shape, "") for shape in shapes) + " |")
-    target = report.get("target")
+    target = results.get("target")
     if target:
         verdict = {True: "met", False: "missed", None: "not measured"}[target["met"]]
         lines += ["", f"Target: {target['method']} ({target['backend']}) on "
                       f"{target['shape']} ≤ {target['max_ratio']}× numpy GRPO-Z: ratio "
                       f"{target['ratio']}, {verdict} (threads: "
                       f"{threads['numba']})."]
+    if not record["completeness"]["complete"]:
+        lines += ["", f"**Interrupted**: {record['completeness']['finished']} of "
+                      f"{record['completeness']['total']} shapes measured."]
     return "\n".join(lines) + "\n"
 
 
-def write(report, out):
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_advantages.json").write_text(json.dumps(report, indent=2))
-    (out / "bench_advantages.md").write_text(markdown(report))
+def write(record, out, clock, *, interrupted=False):
+    """The record (shared schema) and its markdown, atomically."""
+    clock.stamp(record, cells_run=record["completeness"]["finished"], interrupted=interrupted)
+    write_record(out / "bench_advantages.json", record)
+    write_text(out / "bench_advantages.md", markdown(record))
 
 
 def _target(results):
@@ -211,10 +198,14 @@ def main(argv=None, extra_rows=()):
     parser.add_argument("--backends", nargs="+", default=["numba", "torch"],
                         choices=["numba", "torch"])
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per cell")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 repeats per cell (recorded as a quick run)")
     parser.add_argument("--threads", type=int, default=None,
                         help="numba and torch thread count (the target is for 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rewards")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats = 3
     if args.repeats < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--repeats and --threads must be >= 1")
     set_threads(args.threads)
@@ -223,10 +214,15 @@ def main(argv=None, extra_rows=()):
     if unknown:
         parser.error(f"unknown methods {unknown}")
     shapes = [f"{b}x{m}" for b, m in args.shapes]
-    report = {"config": {"shapes": shapes, "methods": methods, "backends": args.backends,
-                         "repeats": args.repeats, "threads": args.threads, "seed": args.seed,
-                         "dtype": "float64", "baseline": "numpy (r - mean)/(std + 1e-6)"},
-              "environment": environment(args.threads), "results": []}
+    config = {"shapes": shapes, "methods": methods, "backends": args.backends,
+              "repeats": args.repeats, "threads": args.threads, "seed": args.seed,
+              "dtype": "float64", "baseline": "numpy (r - mean)/(std + 1e-6)"}
+    clock = Clock()
+    record = new_record("bench_advantages", seed=args.seed, configuration=config,
+                        mode="quick" if args.quick else "full", total=len(shapes))
+    record["environment"] = benchmark_environment()
+    record["results"] = {"rows": [], "target": None}
+    args.out.mkdir(parents=True, exist_ok=True)
     try:
         from tqdm import tqdm
     except ImportError:  # progress bar is optional
@@ -243,15 +239,17 @@ def main(argv=None, extra_rows=()):
                 rows += extra(rewards, args.repeats)
             for row in rows:
                 row["shape"] = shape
-            report["results"] += rows
-            write(report, args.out)  # partial results survive an interrupt
+            record["results"]["rows"] += rows
+            record["completeness"]["finished"] += 1
+            write(record, args.out, clock)  # partial results survive an interrupt
     except KeyboardInterrupt:
-        report["interrupted"] = True
         print("interrupted: writing the results measured so far", file=sys.stderr)
-    report["target"] = _target(report["results"])
-    write(report, args.out)
-    print(markdown(report))
-    return 0
+    done = record["completeness"]
+    done["complete"] = done["finished"] == done["total"]
+    record["results"]["target"] = _target(record["results"]["rows"])
+    write(record, args.out, clock, interrupted=not done["complete"])
+    print(markdown(record))
+    return 0 if done["complete"] else 130
 
 
 if __name__ == "__main__":

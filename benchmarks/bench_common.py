@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from tailext.validate.records import Clock, new_record, write_record, write_text
+
 
 def tailext_commit() -> str:
     """Short commit of the checkout ``import tailext`` resolves to, ``+dirty`` if it has
@@ -38,3 +40,23 @@ def rule_variants() -> dict:
         rows.update({name: (rule, options) for name, (rule, options) in VARIANTS.items()
                      if rule == method and set(options) <= set(accepted)})
     return rows
+
+
+def finish_record(name, out, *, seed, configuration, rows, clock, markdown, indent=1,
+                  **results):
+    """Write benchmark ``name``'s record (the shared schema, ``tailext.validate.records``)
+    and its markdown into ``out``; ``rows`` and ``results`` become its results."""
+    from bench_advantages import benchmark_environment
+
+    record = new_record(name, seed=seed, configuration=configuration, mode="full",
+                        total=len(rows))
+    record["environment"] = benchmark_environment()
+    record["results"] = {"rows": rows, **results}
+    record["completeness"].update(finished=len(rows), complete=True)
+    clock.stamp(record, cells_run=len(rows), interrupted=False)
+    write_record(Path(out) / f"{name}.json", record, indent=indent)
+    write_text(Path(out) / f"{name}.md", markdown(record))
+    return record
+
+
+__all__ = ["tailext_commit", "rule_variants", "finish_record", "Clock"]

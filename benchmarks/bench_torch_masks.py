@@ -15,12 +15,14 @@ process-CPU times are recorded; ratios are to the ``valid=None`` time.
 Usage::
 
     python benchmarks/bench_torch_masks.py --out benchmarks/results/torch_masks --threads 1
+
+Writes ``bench_torch_masks.json`` (a record of the shared schema, ``tailext.validate.records``)
+and ``bench_torch_masks.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -76,23 +78,24 @@ def run(shape, dtype_name, invalid, repeats, seed):
     return rows
 
 
-def markdown(report):
-    config = report["config"]
+def markdown(record):
+    config = record["configuration"]
     lines = [f"# torch rules, masked vs unmasked ({config['shape']} {config['dtype']}, torch "
-             f"threads {report['environment']['threads']['torch']}, commit {config['commit']})",
+             f"threads {record['environment']['threads'].get('torch')}, commit "
+             f"{config['commit']})",
              "", f"Best-of-{config['repeats']} CPU milliseconds per call (process time; wall "
              "in the JSON) and the ratio to `valid=None`. `masked`: "
              f"{config['invalid']:.0%} of the rollouts invalid.", "",
              "| method | " + " | ".join(VARIANTS) + " |", "|---|" + "---|" * len(VARIANTS)]
-    for row in report["results"]:
+    for row in record["results"]["rows"]:
         cells = [f"{1e3 * row[v]['cpu_s']:.2f} ({row[v]['cpu_ratio']:.2f}×)" for v in VARIANTS]
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
-    from bench_advantages import environment, parse_shape, set_threads
-    from bench_common import tailext_commit
+    from bench_advantages import parse_shape, set_threads
+    from bench_common import Clock, finish_record, tailext_commit
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -106,17 +109,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     set_threads(args.threads)
     commit = tailext_commit()
-    start = time.perf_counter()
+    clock = Clock()
     results = run(args.shape, args.dtype, args.invalid, args.repeats, args.seed)
-    report = {"config": {"shape": "x".join(map(str, args.shape)), "dtype": args.dtype,
-                         "invalid": args.invalid, "repeats": args.repeats, "seed": args.seed,
-                         "commit": commit},
-              "environment": environment(args.threads), "seconds": time.perf_counter() - start,
-              "results": results}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_torch_masks.json").write_text(json.dumps(report, indent=2))
-    (args.out / "bench_torch_masks.md").write_text(markdown(report))
-    print(markdown(report))
+    config = {"shape": "x".join(map(str, args.shape)), "dtype": args.dtype,
+              "invalid": args.invalid, "repeats": args.repeats, "seed": args.seed,
+              "threads": args.threads, "commit": commit}
+    record = finish_record("bench_torch_masks", args.out, seed=args.seed,
+                           configuration=config, rows=results, clock=clock, markdown=markdown)
+    print(markdown(record))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What Prefix-TEA's ``ordering`` costs in bias and variance (issue 12, item 3).
 
-The Gaussian-tail model of the Appendix E diagnostic (:mod:`validation.diagnostic_model`):
+The Gaussian-tail model of the Appendix E diagnostic (:mod:`tailext.validate.montecarlo.model`):
 rewards ``R ~ N(0, 1)``, score ``S(r) = (tanh r, 1/(1+r²) − E[1/(1+R²)])``, tail fraction
 0.1, ``N = 128`` and the absolute scale floor ``s*/2``. Each replication is one group of
 ``m`` rollouts and gives the advantage-weighted gradient
@@ -27,12 +27,14 @@ TEA (no prefixes, order-free) is the reference row. Standard errors: of a mean,
 Usage::
 
     python benchmarks/prefix_ordering.py --out benchmarks/results/prefix_ordering
+
+Writes ``prefix_ordering.json`` (a record of the shared schema, ``tailext.validate.records``;
+one row per (m, order) cell with its seconds) and ``prefix_ordering.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -41,7 +43,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT.parent))
 
 ORDERS = ("iid", "length-sorted")
 
@@ -62,7 +63,7 @@ def clipped_gradient(model):
     from scipy.integrate import quad
 
     from tailext._kernels import psi_value
-    from validation.diagnostic_model import score
+    from tailext.validate.montecarlo.model import score
 
     h, mu, s = model.tail_vector
 
@@ -75,7 +76,7 @@ def clipped_gradient(model):
 
 
 def _gradients(rewards, advantages):
-    from validation.diagnostic_model import score
+    from tailext.validate.montecarlo.model import score
 
     return np.einsum("rm,rmd->rd", advantages, score(rewards)) / rewards.shape[1]
 
@@ -120,8 +121,8 @@ def summarize(estimates, true_gradient):
     return rows
 
 
-def markdown(report):
-    config = report["config"]
+def markdown(record):
+    config = record["configuration"]
     lines = [f"# Prefix-TEA ordering in the Appendix E model (β = {config['tail_fraction']}, "
              f"N = {config['n_target']}, {config['replications']} replications per cell, "
              f"seed {config['seed']}, commit {config['commit']})", "",
@@ -132,7 +133,7 @@ def markdown(report):
              f"correlation ρ = {config['correlation']} to the reward.", "",
              "| m | order | estimator | bias₁ | bias₂ | variance₁ | variance₂ |",
              "|---|---|---|---|---|---|---|"]
-    for cell in report["results"]:
+    for cell in record["results"]["rows"]:
         for name, row in cell["summary"].items():
             bias = [f"{b:+.2e} ± {s:.1e}" for b, s in zip(row["bias"], row["bias_se"])]
             variance = ([f"{v:.3e} ± {s:.1e}" for v, s in zip(row["variance"],
@@ -144,10 +145,9 @@ def markdown(report):
 
 
 def main(argv=None):
-    from bench_advantages import environment
-    from bench_common import tailext_commit
+    from bench_common import Clock, finish_record, tailext_commit
 
-    from validation.diagnostic_model import diagnostic_model
+    from tailext.validate.montecarlo.model import diagnostic_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -164,7 +164,7 @@ def main(argv=None):
     model = diagnostic_model(args.tail_fraction, args.n_target)
     target = clipped_gradient(model)
     commit = tailext_commit()
-    results, start = [], time.perf_counter()
+    results, clock = [], Clock()
     for m in args.group_sizes:
         for order in ORDERS:
             cell_start = time.perf_counter()
@@ -174,18 +174,15 @@ def main(argv=None):
                             "summary": summarize(estimates, target),
                             "seconds": time.perf_counter() - cell_start})
             print(f"m={m} {order}: {results[-1]['seconds']:.1f} s", file=sys.stderr)
-    report = {"config": {"group_sizes": args.group_sizes, "replications": args.replications,
-                         "block": args.block, "correlation": args.correlation,
-                         "tail_fraction": args.tail_fraction, "n_target": args.n_target,
-                         "scale_floor": model.scale_floor, "seed": args.seed,
-                         "true_gradient": model.true_gradient.tolist(),
-                         "clipped_gradient": target.tolist(), "commit": commit},
-              "environment": environment(None), "seconds": time.perf_counter() - start,
-              "results": results}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "prefix_ordering.json").write_text(json.dumps(report, indent=2))
-    (args.out / "prefix_ordering.md").write_text(markdown(report))
-    print(markdown(report))
+    config = {"group_sizes": args.group_sizes, "replications": args.replications,
+              "block": args.block, "correlation": args.correlation,
+              "tail_fraction": args.tail_fraction, "n_target": args.n_target,
+              "scale_floor": model.scale_floor, "seed": args.seed,
+              "true_gradient": model.true_gradient.tolist(),
+              "clipped_gradient": target.tolist(), "commit": commit}
+    record = finish_record("prefix_ordering", args.out, seed=args.seed, configuration=config,
+                           rows=results, clock=clock, markdown=markdown)
+    print(markdown(record))
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ Usage::
 
     python benchmarks/torch_precision.py --out benchmarks/results/torch_precision
 
-Writes ``torch_precision.json`` (configuration, seed, versions, timings, every cell) and
-``torch_precision.md``.
+Writes ``torch_precision.json`` (a record of the shared schema, ``tailext.validate.records``:
+configuration, seed, environment, timing, every cell, on one line) and ``torch_precision.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -61,7 +60,10 @@ def measure_cell(method, options, dtype, scale, offset, rewards):
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.where(size > 0, error / size, np.where(error == 0, 0.0, np.inf))
     zeros = (np.abs(got).max(axis=1) == 0) & (size > 0)
-    return {"status": "ok", "max_rel_error": float(np.max(np.where(finite, relative, np.inf))),
+    worst = float(np.max(np.where(finite, relative, np.inf)))
+    # None: unbounded (a non-finite result, or an error where the exact row is all 0); a
+    # record holds no inf
+    return {"status": "ok", "max_rel_error": worst if np.isfinite(worst) else None,
             "median_rel_error": float(np.median(relative[finite])) if finite.any() else None,
             "zero_rows": float(zeros.mean()), "nonfinite_rows": float((~finite).mean())}
 
@@ -89,7 +91,7 @@ def _text(cell):
         return "–"
     if cell["status"] == "error":
         return "error"
-    text = f"{cell['max_rel_error']:.1e}"
+    text = "inf" if cell["max_rel_error"] is None else f"{cell['max_rel_error']:.1e}"
     if cell["zero_rows"]:
         text += f" (zeros {100 * cell['zero_rows']:.0f}%)"
     if cell["nonfinite_rows"]:
@@ -102,15 +104,16 @@ def _worst(cells):
     def badness(cell):
         if cell["status"] == "error":
             return np.inf
-        return cell["max_rel_error"] + cell["zero_rows"] + cell["nonfinite_rows"]
+        error = np.inf if cell["max_rel_error"] is None else cell["max_rel_error"]
+        return error + cell["zero_rows"] + cell["nonfinite_rows"]
     measured = [c for c in cells if c["status"] != "not representable"]
     return max(measured, key=badness) if measured else None
 
 
-def markdown(report):
-    config, versions = report["config"], report["environment"]["versions"]
+def markdown(record):
+    config, env = record["configuration"], record["environment"]
     lines = [f"# torch adapter precision ({config['shape']}, seed {config['seed']}, tailext "
-             f"{versions['tailext']}, commit {config['commit']})", "",
+             f"{env['tailext']}, commit {config['commit']})", "",
              "Largest row error `max|A − A*| / max|A*|` against float64 numpy on the same "
              "rounded inputs (`zeros`: rows returned all zero where the exact result is not; "
              "`error`: the adapter raised, e.g. a float16 result beyond 65504); "
@@ -119,7 +122,7 @@ def markdown(report):
     issue = [c[0] for c in ISSUE_CASES]
     grid = {c[0] for c in GRID}
     for dtype in DTYPES:
-        cells = [c for c in report["results"] if c["dtype"] == dtype]
+        cells = [c for c in record["results"]["rows"] if c["dtype"] == dtype]
         lines += [f"## {dtype}", "", "| method | " + " | ".join(issue)
                   + " | worst of the grid | its case |", "|---|" + "---|" * (len(issue) + 2)]
         for method in dict.fromkeys(c["method"] for c in cells):
@@ -134,9 +137,7 @@ def markdown(report):
 
 
 def main(argv=None):
-    
-    from bench_advantages import environment
-    from bench_common import tailext_commit
+    from bench_common import Clock, finish_record, tailext_commit
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -145,17 +146,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     groups, size = (int(p) for p in args.shape.split("x"))
     commit = tailext_commit()
-    start = time.perf_counter()
+    clock = Clock()
     results = run(groups, size, args.seed)
-    report = {"config": {"shape": args.shape, "seed": args.seed, "cases": CASES,
-                         "dtypes": DTYPES, "commit": commit},
-              "environment": environment(None), "seconds": time.perf_counter() - start,
-              "results": results}
-    args.out.mkdir(parents=True, exist_ok=True)
     # one line: 1100 cells, ~3x smaller than indented
-    (args.out / "torch_precision.json").write_text(json.dumps(report))
-    (args.out / "torch_precision.md").write_text(markdown(report))
-    print(markdown(report))
+    record = finish_record("torch_precision", args.out, seed=args.seed,
+                           configuration={"shape": args.shape, "seed": args.seed,
+                                          "cases": CASES, "dtypes": DTYPES, "commit": commit},
+                           rows=results, clock=clock, markdown=markdown, indent=None)
+    print(markdown(record))
 
 
 if __name__ == "__main__":

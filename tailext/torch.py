@@ -172,10 +172,10 @@ def _finish(rule, minimum, rewards, work, mask, out, small, discrete, check_fini
     """
     invalid = _zero_count(work) if mask is None else (~mask).sum()
     result = out.to(rewards.dtype)
+    nonfinite = (~torch.isfinite(result)).sum()
     if check_finite:
         finite = torch.isfinite(work) if mask is None else (torch.isfinite(work) | ~mask)
-        flags = torch.stack([(~finite).sum(), (~torch.isfinite(result)).sum(), small,
-                             discrete])
+        flags = torch.stack([(~finite).sum(), nonfinite, small, discrete])
         bad_in, bad_out, n_small, n_discrete = flags.tolist()
         if bad_in:
             _raise_nonfinite(work, mask, name, was_1d)
@@ -192,7 +192,9 @@ def _finish(rule, minimum, rewards, work, mask, out, small, discrete, check_fini
         if n_discrete:
             warn_discrete(rule)
     result = result[0] if was_1d else result
-    return AdvantageResult(result, small, invalid, discrete) if return_info else result
+    if return_info:
+        return AdvantageResult(result, small, invalid, discrete, nonfinite)
+    return result
 
 
 def _entry_iv(method, options, small_groups, check_finite, return_info):

@@ -58,6 +58,8 @@ def register_test_rules():
 
     register_rule("claims_monotone", replace=True,
                   properties={"zero_sum", "monotone", "deterministic"})(claims_monotone)
+    register_rule("torch_no_masks", torch=lambda x, valid: x - x.mean(dim=1, keepdim=True),
+                  replace=True, properties={"zero_sum", "deterministic"})(centred)
     register_rule("host_only", replace=True,
                   properties={"zero_sum", "shift_invariant", "scale_equivariant",
                               "deterministic"})(lambda rewards: 2.0 * centred(rewards))
@@ -218,9 +220,10 @@ COMMON = {"zero_sum", "shift_invariant", "permutation_equivariant", "determinist
     ([("grpo", 0.5), ("tea", 0.5)], COMMON | {"monotone"}),
     # a negative weight: no monotonicity
     ([("mean_centred", 1.0), ("rloo", -2.0)], COMMON | {"scale_equivariant"}),
-    # prefix_tea is neither monotone nor permutation-equivariant
-    ([("rloo", 1.0), ("prefix_tea", 1.0)], {"zero_sum", "shift_invariant", "scale_equivariant",
-                                            "deterministic"}),
+    # prefix_tea's random prefixes, fixed by a seed: not monotone, and a random component
+    # (its draws depend on the batch) is not claimed deterministic
+    ([("rloo", 1.0), ("prefix_tea", 1.0, {"seed": 0})],
+     {"zero_sum", "shift_invariant", "scale_equivariant", "permutation_equivariant"}),
     # a random rule (given a seed) is not claimed deterministic, nor is the sum
     ([("chow_bon_rl", 0.5, {"seed": 3}), ("mean_centred", 0.5)],
      {"shift_invariant", "scale_equivariant"}),
@@ -239,6 +242,20 @@ def test_derived_properties_hold_and_are_what_check_rule_checks(components, prop
     assert report.claimed == properties
     assert set(properties) <= set(report.results)
     assert report.ok, str(report)
+
+
+def test_an_unseeded_random_component_keeps_only_zero_sum():
+    # without a seed prefix_tea draws new prefixes on every call, so two calls (which every
+    # conformance check but zero_sum compares) differ: only zero_sum is claimed
+    rule = get_rule("weighted_sum")
+    components = [("rloo", 1.0), ("prefix_tea", 1.0)]
+    resolved = rule.resolve({"components": components})
+    assert rule.specialized(resolved).properties == {"zero_sum"}
+    rewards = np.random.default_rng(2).normal(size=(3, 32))
+    A = advantages(rewards, method="weighted_sum", components=components)
+    np.testing.assert_allclose(A.sum(axis=1), 0.0, atol=1e-12 * np.abs(A).max())
+    assert not np.array_equal(A, advantages(rewards, method="weighted_sum",
+                                            components=components))
 
 
 def test_properties_a_composition_loses_are_detected_as_failing(own_registry):
@@ -270,7 +287,8 @@ def test_derived_torch_masks_and_tail_fit(own_registry):
         return rule.specialized(rule.resolve({"components": components}))
 
     assert specialized([("centred_masks", 1.0), ("centred_masks", 2.0)]).torch_masks
-    assert not specialized([("centred_masks", 1.0), ("grpo", 1.0)]).torch_masks
+    assert specialized([("centred_masks", 1.0), ("grpo", 1.0)]).torch_masks
+    assert not specialized([("centred_masks", 1.0), ("torch_no_masks", 1.0)]).torch_masks
     assert not specialized([("host_only", 1.0)]).torch_masks
     assert specialized([("grpo", 1.0), ("tea_raw", 1.0)]).tail_fit
     assert not specialized([("grpo", 1.0), ("rloo", 1.0)]).tail_fit

@@ -177,7 +177,7 @@ def test_bad_registrations_are_clear_errors_and_register_nothing(call, error, me
 # --- numbers through SkyRL's call site (this process) ----------------------------------------
 
 @pytest.mark.parametrize("method, options", [
-    ("tea", {"n_target": 64}), ("prefix_tea", {}), ("grpo", {}), ("mean_centred", {}),
+    ("tea", {"n_target": 64}), ("prefix_tea", {"ordering": "given"}), ("grpo", {}), ("mean_centred", {}),
     ("weighted_sum", MIX)])
 def test_estimator_gives_the_numpy_rule_and_zero_for_padding(method, options):
     name = register_variant(f"test_{method}", method, options)

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 import tailext
-from validation.diagnostic_model import score
+from tailext.validate.montecarlo.model import score
 
 M, REPLICATIONS, SEED = 64, 4096, 20261201
 OPTIONS = dict(tail_fraction=0.1, n_target=128, scale_floor=0.2056)  # the diagnostic's

@@ -430,3 +430,13 @@ def test_sync_guard_catches_a_sync(monkeypatch):
     with pytest.raises(AssertionError, match="reads the device"):
         with no_device_reads(monkeypatch):
             tt.advantages(torch.zeros(2, 8), "grpo")
+
+
+def test_an_advantage_beyond_the_dtype_is_an_error_or_counted():
+    # float16 rewards spanning 1.2e5: the best rollout's TEA advantage (≈ 9e4) does not fit.
+    rewards = torch.linspace(-6e4, 6e4, 16).to(torch.float16)[None]
+    with pytest.raises(ValueError, match=r"outside the range of float16"):
+        tt.advantages(rewards, method="tea")
+    result = tt.advantages(rewards, method="tea", check_finite=False, return_info=True)
+    assert int(result.nonfinite) == int((~torch.isfinite(result.advantages)).sum()) > 0
+    assert int(tt.advantages(rewards.float(), method="tea", return_info=True).nonfinite) == 0

@@ -11,6 +11,8 @@ minimum group size, the torch implementation the weighted sum of theirs.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -90,7 +92,17 @@ def _component_iv(item, where: str) -> Component:
         resolved = rule.resolve({str(key): value for key, value in options.items()})
     except (TypeError, ValueError) as error:
         raise type(error)(f"`{where}` ({rule.name!r}): {error}") from None
-    return Component(rule.specialized(resolved), weight, resolved)
+    specialized = rule.specialized(resolved)
+    if "seed" in rule.options:
+        # A random component (check_rule seeds a top-level rule itself, not a component):
+        # its draws depend on the batch it is called on, so the sum is not claimed
+        # deterministic (nor batch-independent); without a seed it draws afresh on every
+        # call, so only what holds within one call (zero_sum) is kept.
+        kept = specialized.properties - {"deterministic"}
+        if options.get("seed") is None:
+            kept &= {"zero_sum"}
+        specialized = dataclasses.replace(specialized, properties=kept)
+    return Component(specialized, weight, resolved)
 
 
 def _weighted_sum_options(*, components):
@@ -112,7 +124,9 @@ def derived(*, components) -> dict:
 
     - ``zero_sum``, ``shift_invariant``, ``permutation_equivariant``, ``deterministic``,
       ``scale_equivariant``, ``scale_invariant``: if every component has it (a sum of
-      scale-equivariant and scale-invariant rules has neither);
+      scale-equivariant and scale-invariant rules has neither); a component with a ``seed``
+      option (``chow_bon_rl``, ``prefix_tea``) has no ``deterministic``, and without a
+      seed only ``zero_sum`` (see :func:`_component_iv`);
     - ``monotone``: if every component is monotone and every weight is ``>= 0``;
     - ``torch_masks``: if every component has a torch implementation that handles masks;
     - ``tail_fit``: if any component fits a tail (its tied-tail groups are counted).

@@ -53,6 +53,11 @@ class AdvantageResult(NamedTuple):
     discrete_groups : int or torch.Tensor
         Groups whose top rewards take at most two distinct values with one of them
         repeated (counted by tail-fitting rules only, 0 otherwise).
+    nonfinite : int or torch.Tensor
+        Advantages that are not finite in the returned dtype. Always 0 where the result is
+        checked (numpy, and torch with ``check_finite=True``, raise instead); with
+        ``check_finite=False`` an advantage beyond the dtype's range (a float16 result above
+        65504, say) is returned as ±inf and counted here.
 
     The torch adapter returns 0-dimensional int64 tensors on the rewards' device, so that
     reading them is the caller's choice of when to synchronize.
@@ -62,6 +67,7 @@ class AdvantageResult(NamedTuple):
     small_groups: object
     invalid: object
     discrete_groups: object
+    nonfinite: object = 0
 
 
 #: Modules whose frames sit between tailext and its caller (torch.no_grad's wrapper).
