@@ -328,6 +328,17 @@ def _group_blocks(group_ids, like):
         codes = np.fromiter((code_of.setdefault(str(key), len(code_of)) for key in keys),
                             dtype=np.int64, count=len(keys))
     distinct = list(code_of)
+    # Number the groups in the order of their ids, not of their first rollout: a random rule
+    # (seed) then hands its draws to the same groups however the trainer ordered the rows
+    # (verl sorts them by length). Sorting the distinct ids only is cheap.
+    try:
+        ranked = sorted(range(len(distinct)), key=distinct.__getitem__)
+    except TypeError:  # ids of mixed, unorderable types
+        ranked = sorted(range(len(distinct)), key=lambda i: (type(distinct[i]).__name__,
+                                                             str(distinct[i])))
+    rank = np.empty(len(distinct), dtype=np.int64)
+    rank[ranked] = np.arange(len(distinct))
+    codes, distinct = rank[codes], [distinct[i] for i in ranked]
     order = np.argsort(codes, kind="stable")
     counts = np.bincount(codes, minlength=len(distinct))
     starts = np.cumsum(counts) - counts

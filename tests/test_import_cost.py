@@ -40,9 +40,6 @@ def test_registering_the_rules_does_not_load_numba_and_first_use_does():
                         "tailext.advantages(np.arange(8.0), method='tea')") == list(HEAVY)
 
 
-@pytest.mark.xfail(strict=True, reason="the composed rule weighted_sum is specialized at "
-                   "registration (registry.register_rule with derive=): resolving its default "
-                   "component tea computes kappa, which needs scipy")
 def test_registering_the_rules_does_not_load_scipy():
     assert "scipy" not in loaded_after("import tailext.rules")
 

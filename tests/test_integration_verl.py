@@ -314,11 +314,22 @@ def length_sorted(method, options, sizes, seed):
     the second in the first's row order → (before, after)."""
     names = register()
     data, keys, _, _, _ = trainer_batch(sizes, seed=seed)
-    before = compute_through("legacy", data, keys, names[method], options)
-    first = before.batch["advantages"][:, 0].clone()
-    order = torch.argsort(data.batch["response_mask"].sum(dim=1), stable=True)
-    data.reorder(order)
-    after = compute_through("legacy", data, keys, names[method], options)
+    # The same training step twice, the second with the rows reordered: each through a fresh
+    # estimator, so that a seeded rule's stream starts from its seed both times (the
+    # registered estimator continues its stream from step to step).
+    from tailext.integrations.verl import _make_estimator
+
+    registered = core_algos.ADV_ESTIMATOR_REGISTRY[names[method]]
+    try:
+        core_algos.ADV_ESTIMATOR_REGISTRY[names[method]] = _make_estimator(method)
+        before = compute_through("legacy", data, keys, names[method], options)
+        first = before.batch["advantages"][:, 0].clone()
+        order = torch.argsort(data.batch["response_mask"].sum(dim=1), stable=True)
+        data.reorder(order)
+        core_algos.ADV_ESTIMATOR_REGISTRY[names[method]] = _make_estimator(method)
+        after = compute_through("legacy", data, keys, names[method], options)
+    finally:
+        core_algos.ADV_ESTIMATOR_REGISTRY[names[method]] = registered
     restored = torch.empty_like(first)
     restored[order] = after.batch["advantages"][:, 0]
     return first.numpy(), restored.numpy()
@@ -353,9 +364,6 @@ def test_length_sorted_rows_leave_prefix_tea_unchanged():
     assert np.abs(given[1] - given[0]).max() > 0.1  # the given-order rule does change
 
 
-@pytest.mark.xfail(strict=True, reason="tailext.torch.advantages_from_groups gives groups of "
-                   "equal size the seeded draws by their first appearance in the batch, so "
-                   "reordering verl's rows can swap two groups' random orders")
 def test_length_sorted_rows_leave_seeded_prefix_tea_unchanged_across_groups():
     before, after = length_sorted("prefix_tea", {"seed": 0}, [32, 32], seed=41)
     np.testing.assert_allclose(after, before, rtol=0, atol=RTOL * np.abs(before).max())
@@ -487,3 +495,20 @@ def test_a_failing_registration_is_a_visible_warning():
     assert result.stdout.split() == ["False"]
     assert "RuntimeWarning: tailext: the tailext advantage estimators were NOT registered " \
            "with verl (ModuleNotFoundError" in result.stderr
+
+
+def test_a_configured_seed_starts_a_stream_that_later_steps_continue():
+    # An int seed in the config must not repeat its draws every step: prefix_tea would put
+    # the same reward ranks into its prefixes at every step.
+    names = register()
+    token_rewards, mask, uids, _ = grouped_batch([32, 32], seed=13)
+    config = OmegaConf.create({CONFIG_KEY: {"seed": 5}})
+    from tailext.integrations.verl import _make_estimator
+
+    estimator = _make_estimator("prefix_tea")
+    first = estimator(token_rewards, mask, uids, config)[0][:, 0]
+    second = estimator(token_rewards, mask, uids, config)[0][:, 0]
+    assert not torch.equal(first, second)
+    replay = _make_estimator("prefix_tea")(token_rewards, mask, uids, config)[0][:, 0]
+    assert torch.equal(first, replay)  # reproducible from the seed
+    assert names["prefix_tea"] == "prefix_tea"

@@ -55,6 +55,7 @@ from collections.abc import Iterable, Mapping
 
 from .._arguments import did_you_mean, shown
 from ..rules import available_methods, get_rule
+from ._streams import RandomStreams
 from ..rules.compose import plain_options
 
 __all__ = ["TailextEstimator", "estimator_name", "register", "register_variant"]
@@ -123,6 +124,7 @@ class TailextEstimator:
         plain = plain_options(options or {})
         rule.resolve(plain)  # errors now, at registration, not at the first training step
         self.rule, self.options, self.last_info = rule, plain, None
+        self._streams = RandomStreams()  # an int seed starts a stream later steps continue
 
     def __call__(self, token_level_rewards, response_mask, index, config=None,
                  grpo_norm_by_std=True, **unused):
@@ -139,7 +141,8 @@ class TailextEstimator:
         with torch.no_grad():
             scores = token_level_rewards.sum(dim=-1)
             info = tailext_torch.advantages_from_groups(
-                scores, index, method=self.rule, return_info=True, **self.options)
+                scores, index, method=self.rule, return_info=True,
+                **self._streams.options(self.rule, self.options))
             advantages = info.advantages.unsqueeze(-1) * response_mask
         self.last_info = info
         return advantages, advantages
@@ -156,6 +159,7 @@ class TailextEstimator:
 
     def __setstate__(self, state):
         self.rule, self.options, self.last_info = state["rule"], state["options"], None
+        self._streams = RandomStreams()
 
     def __repr__(self):
         return f"TailextEstimator({self.rule.name!r}, {self.options!r})"

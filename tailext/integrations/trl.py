@@ -37,6 +37,7 @@ from packaging.version import Version
 
 from .._arguments import integer_iv, shown
 from ..rules import get_rule
+from ._streams import RandomStreams
 
 __all__ = ["SUPPORTED_TRL", "TRL_EPS", "TailextGRPOTrainer", "word_tokenizer"]
 
@@ -188,6 +189,9 @@ class TailextGRPOTrainer(GRPOTrainer):
             _config_iv(self.args, rule, options, budgets)
         self.advantage_method = rule.name
         self.advantage_options = options
+        # A random rule (prefix_tea, chow_bon_rl) continues one Generator across steps,
+        # started from its `seed` option or, without one, from TRL's `args.seed`.
+        self._random_streams = RandomStreams(default_seed=self.args.seed)
         self.eval_best_of = budgets
         self._gathered_rewards = None
 
@@ -209,7 +213,7 @@ class TailextGRPOTrainer(GRPOTrainer):
         result = tailext_torch.advantages(
             rewards.view(-1, num_generations), method=self.advantage_method,
             valid=scorable.view(-1, num_generations), small_groups="zero", return_info=True,
-            **self.advantage_options)
+            **self._random_streams.options(self.advantage_method, self.advantage_options))
         counts = torch.stack([result.small_groups, result.invalid, result.discrete_groups])
         small, invalid, tied = counts.tolist()
         metrics = self._metrics[mode]

@@ -63,6 +63,7 @@ import os
 from collections.abc import Mapping
 
 from ..rules import available_methods, get_rule
+from ._streams import RandomStreams
 
 __all__ = ["CONFIG_KEY", "COUNT_KEYS", "consume_counts", "estimator_name", "register",
            "unbiased_val_metrics"]
@@ -162,13 +163,15 @@ def _make_estimator(method: str):
 
     from .. import torch as tailext_torch
 
+    streams = RandomStreams()  # an int seed starts a stream that later steps continue
+
     # **unused: what verl passes for other estimators (reward_baselines, ...); not used here.
     def estimator(token_level_rewards, response_mask, index=None, config=None, **unused):
         if index is None:
             raise ValueError(f"verl estimator {estimator_name(method)!r} needs the group "
                              "index (`uid` in data.non_tensor_batch): tailext rules are "
                              "computed within each prompt's group of rollouts.")
-        options = _options_from_config(config)
+        options = streams.options(method, _options_from_config(config))
         with torch.no_grad():
             scores = token_level_rewards.sum(dim=-1)
             valid = (response_mask != 0).any(dim=-1)

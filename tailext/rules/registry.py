@@ -150,6 +150,8 @@ class AdvantageRule:
 
 
 _REGISTRY: dict[str, AdvantageRule] = {}
+#: id(rule) → (rule, rule specialized to its default options), for rules with ``derive``.
+_DEFAULTS: dict[int, tuple] = {}
 
 
 def _derived_iv(name: str, derived: Mapping) -> dict:
@@ -255,9 +257,7 @@ def register_rule(name: str, *, torch=None, torch_masks: bool = False, check_opt
         rule = AdvantageRule(name, kernel, options, torch, bool_iv(torch_masks, "torch_masks"),
                              check_options or _no_option_check, min_group_size or _one,
                              claimed, formula, label or name, tail_fit, derive)
-        if derive is not None:  # the registered rule holds them under the default options
-            rule = rule.specialized(rule.resolve({}))
-        _REGISTRY[name] = rule
+        _REGISTRY[name] = rule  # a derived rule is specialized to its defaults by get_rule
 
         def public(rewards, **kwargs):
             return rule(rewards, **kwargs)
@@ -292,6 +292,13 @@ def get_rule(method) -> AdvantageRule:
     if not isinstance(method, str):
         raise TypeError(f"`method` must be a rule name (str), got {shown(method)}.")
     rule = _REGISTRY.get(method)
+    if rule is not None and rule.derive is not None:
+        # Derived on first use, not at registration: resolving a composed rule's default
+        # components can need scipy (κ_N), which `import tailext.rules` must not load.
+        cached = _DEFAULTS.get(id(rule))
+        if cached is None or cached[0] is not rule:
+            cached = _DEFAULTS[id(rule)] = (rule, rule.specialized(rule.resolve({})))
+        rule = cached[1]
     if rule is None:
         hint = f" {RENAMED[method]}." if method in RENAMED else did_you_mean(method, _REGISTRY)
         raise ValueError(f"unknown advantage method {method!r}.{hint} Available: "
