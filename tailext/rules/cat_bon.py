@@ -6,6 +6,7 @@ import numpy as np
 
 from .._arguments import n_target_iv, real_iv
 from .._baseline_kernels import cat_bon_batch
+from .dispatch import check_status, checks_finite
 from .registry import register_rule
 
 __all__ = ["cat_bon"]
@@ -35,6 +36,7 @@ def _cat_bon_options(*, n_target, eps):
     formula=r"A_i = \frac{w_i}{\overline{w}}\cdot\frac{r_i - \bar r}{\operatorname{sd}_{m-1}(r) "
             r"+ \varepsilon},\quad w_i = N q_i^{N-1},\quad q_i = \frac{\#\{j: r_j < r_i\} + 1}"
             r"{m + 1}")
+@checks_finite
 def cat_bon(rewards, *, n_target=128, eps=1e-4):
     r"""CAT-BoN (Ousherovitch & Tewari 2026): rank weight times the sample-std z-score.
 
@@ -64,4 +66,7 @@ def cat_bon(rewards, *, n_target=128, eps=1e-4):
     >>> bool(A[0] < 0 < A[2])
     True
     """
-    return cat_bon_batch(rewards, np.argsort(rewards, axis=1), float(n_target - 1), eps)
+    out, status = cat_bon_batch(rewards, np.argsort(rewards, axis=1), float(n_target - 1),
+                                float(eps))
+    check_status(status)
+    return out

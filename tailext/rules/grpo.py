@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .. import reference
 from .._arguments import choice_iv, real_iv
+from .._baseline_kernels import CENTRED, LEAVE_ONE_OUT, ZSCORE, centred_batch
+from .dispatch import check_status, checks_finite
 from .registry import register_rule
 
 __all__ = ["grpo", "mean_centred", "rloo"]
@@ -26,6 +27,7 @@ def _grpo_options(*, eps, ddof):
     "grpo", torch=_grpo_torch, check_options=_grpo_options,
     min_group_size=lambda *, eps, ddof: 1 + ddof, properties=_CENTRED, label="GRPO-Z",
     formula=r"A_i = \frac{r_i - \bar r}{\operatorname{sd}(r) + \varepsilon}")
+@checks_finite
 def grpo(rewards, *, eps=1e-6, ddof=1):
     r"""GRPO advantage, as verl and TRL compute it: ``A_i = (r_i − r̄) / (sd + ε)``.
 
@@ -61,7 +63,7 @@ def grpo(rewards, *, eps=1e-6, ddof=1):
     >>> advantages([0.0, 1.0], method="grpo", eps=0.0, ddof=0).tolist()
     [-1.0, 1.0]
     """
-    return reference.grpo(rewards, eps, ddof)
+    return _centred(rewards, ZSCORE, eps, ddof)
 
 
 def _mean_centred_torch(x, valid):
@@ -73,6 +75,7 @@ def _mean_centred_torch(x, valid):
 @register_rule(
     "mean_centred", torch=_mean_centred_torch, properties=_CENTRED | {"scale_equivariant"},
     label="GRPO", formula=r"A_i = r_i - \bar r")
+@checks_finite
 def mean_centred(rewards):
     r"""Mean-centred advantage ``A_i = r_i − r̄`` (the paper's "GRPO", without the std).
 
@@ -81,8 +84,9 @@ def mean_centred(rewards):
 
     Notes
     -----
-    The mean is taken after shifting by the group maximum, so a group of equal rewards
-    gives exact zeros at any magnitude.
+    Computed in the group's frame (shifted by its maximum, scaled by a power of two near its
+    spread), so a group of equal rewards gives exact zeros and precision is relative to the
+    spread at any magnitude.
 
     Examples
     --------
@@ -90,7 +94,7 @@ def mean_centred(rewards):
     >>> advantages([1.0, 2.0, 6.0], method="mean_centred").tolist()
     [-2.0, -1.0, 3.0]
     """
-    return reference.mean_centred(rewards)
+    return _centred(rewards, CENTRED)
 
 
 def _rloo_torch(x, valid):
@@ -104,6 +108,7 @@ def _rloo_torch(x, valid):
     "rloo", torch=_rloo_torch, min_group_size=2, properties=_CENTRED | {"scale_equivariant"},
     label="RLOO", formula=r"A_i = r_i - \frac{1}{m-1}\sum_{j \ne i} r_j "
                           r"= \frac{m}{m-1}(r_i - \bar r)")
+@checks_finite
 def rloo(rewards):
     r"""RLOO advantage ``A_i = r_i − mean_{j≠i} r_j = m/(m−1) · (r_i − r̄)``; needs ``m >= 2``.
 
@@ -115,4 +120,10 @@ def rloo(rewards):
     >>> advantages([1.0, 3.0], method="rloo").tolist()
     [-2.0, 2.0]
     """
-    return reference.rloo(rewards)
+    return _centred(rewards, LEAVE_ONE_OUT)
+
+
+def _centred(rewards, mode, eps=0.0, ddof=0):
+    out, status = centred_batch(rewards, mode, float(eps), int(ddof))
+    check_status(status)
+    return out

@@ -1,0 +1,111 @@
+"""Cost of the parallel-launch lock of :mod:`tailext._parallel`, per numba threading layer.
+
+For each layer (a subprocess each, ``NUMBA_THREADING_LAYER``), 4 Python threads call
+``tailext.advantages(rewards, "tea")`` on ``[4096, 64]`` (the parallel build, 2 numba
+threads) ``--calls`` times each; the wall time of the lot is measured with launches locked
+(as tailext does) and, where the layer is thread-safe (``omp``, ``tbb``), with the lock
+replaced by a no-op; plus the cost of one uncontended lock round. A layer that cannot be
+loaded is reported as such.
+
+Usage::
+
+    python benchmarks/bench_threads.py --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("workqueue", "omp", "tbb")
+
+CHILD = """
+import contextlib, json, sys, threading, time
+import numpy as np, numba
+import tailext
+from tailext import _parallel
+
+calls = int(sys.argv[1])
+rewards = np.random.default_rng(0).normal(size=(4096, 64))
+tailext.advantages(rewards, method="tea")  # compile / load, learn the layer
+
+lock = _parallel._LAUNCH_LOCK
+
+def lot(locked):
+    _parallel._LAUNCH_LOCK = lock if locked else contextlib.nullcontext()
+    def work():
+        for _ in range(calls):
+            tailext.advantages(rewards, method="tea")
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
+
+layer = numba.threading_layer()
+result = {"layer": layer, "numba_threads": numba.get_num_threads(), "calls": 4 * calls}
+result["locked_s"] = min(lot(True) for _ in range(3))
+if layer != "workqueue":
+    result["unlocked_s"] = min(lot(False) for _ in range(3))
+start = time.perf_counter()
+for _ in range(100000):
+    with lock:
+        pass
+result["lock_round_ns"] = (time.perf_counter() - start) / 100000 * 1e9
+print(json.dumps(result))
+"""
+
+
+def measure(layer, calls):
+    env = {**os.environ, "NUMBA_THREADING_LAYER": layer, "NUMBA_NUM_THREADS": "2",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", CHILD, str(calls)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["?"]
+        return {"layer": layer, "error": next((x for x in lines if "threading layer" in x),
+                                              lines[-1]).strip()}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def markdown(results, calls):
+    lines = ["# Concurrent calls: the parallel-launch lock", "",
+             f"4 Python threads × {calls} calls of `advantages(rewards, 'tea')` on "
+             "[4096, 64] float64 (parallel build, 2 numba threads); best of 3 lots, wall.",
+             "", "| layer | locked | unlocked | one uncontended lock round |",
+             "|---|---|---|---|"]
+    for row in results:
+        if "error" in row:
+            lines.append(f"| {row['layer']} | not available: {row['error']} | | |")
+            continue
+        unlocked = (f"{row['unlocked_s']:.3f} s" if "unlocked_s" in row
+                    else "aborts the process (not thread-safe)")
+        lines.append(f"| {row['layer']} | {row['locked_s']:.3f} s | {unlocked} | "
+                     f"{row['lock_round_ns']:.0f} ns |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmark-results"))
+    parser.add_argument("--calls", type=int, default=25, help="calls per thread")
+    args = parser.parse_args(argv)
+    results = [measure(layer, args.calls) for layer in LAYERS]
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"config": {"calls_per_thread": args.calls, "threads": 4, "shape": "4096x64"},
+              "python": sys.executable, "results": results}
+    (args.out / "bench_threads.json").write_text(json.dumps(report, indent=2))
+    (args.out / "bench_threads.md").write_text(markdown(results, args.calls))
+    print(markdown(results, args.calls))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
