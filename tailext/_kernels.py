@@ -168,11 +168,16 @@ def squares_about(x, n, centre):
 
 @njit(cache=True, fastmath=_FAST)
 def nonfinite_in(x, n):
-    """Whether ``x[:n]`` holds a NaN or an infinity (``Σ 0·x`` is NaN exactly then)."""
-    total = 0.0
+    """Whether ``x[:n]`` holds a NaN or an infinity.
+
+    Written as comparisons (``|v| <= max`` is false exactly for those): a product such as
+    ``0·v`` would not do, since reassociation lets the compiler fold ``0·(a·g)`` into
+    ``(0·g)·a = 0``.
+    """
+    finite = True
     for i in range(n):
-        total += 0.0 * x[i]
-    return total != 0.0 or total != total
+        finite &= abs(x[i]) <= _DOUBLE_MAX
+    return not finite
 
 
 @njit(cache=True, inline="always")
@@ -439,30 +444,52 @@ def prefix_tea_batch(rewards, sizes, tail_counts, weights, floor_abs, floor_rel,
             for i in range(m):
                 result[i] = 0.0
             frame_floor = floor_abs * (p * t)
+            total = 0.0
             for j in range(n_prefixes):
                 n_j = sizes[j]
                 h, mu, s, tied_j = fit_tail(x, n_j, tail_counts[j], low, frame_floor,
                                             floor_rel, counts, buckets, top, candidates)
                 if j == n_prefixes - 1:
                     tied[b] = tied_j
-                if s <= 0.0:  # ψ ≡ 0
-                    continue
-                factor = weights[j] * (m / n_j) * inv_beta
-                curvature = kappa_n / (2.0 * s)
-                edge = h - 2.0 * mu
-                for i in range(n_j):
-                    v = x[i]
-                    a = (v - h) * (1.0 + curvature * (v + edge))
-                    if raw:
-                        result[i] = factor * a if v >= h else 0.0
-                    else:  # ψ₊: clipped before the (possibly negative) weight
-                        result[i] += factor * a if (v >= h) & (a > 0.0) else 0.0
-            centre = 0.0 if raw else sum_of(result, m) / m
-            for i in range(m):
-                result[i] = (result[i] - centre) * g
-            if nonfinite_in(result, m):
+                if s > 0.0:  # else ψ ≡ 0
+                    total += add_psi(x, n_j, h, mu, kappa_n / (2.0 * s),
+                                     weights[j] * (m / n_j) * inv_beta, raw, result)
+            if not shift_scale(result, m, 0.0 if raw else total / m, g):
                 status[b] = BAD_OUTPUT
     return out, tied, status
+
+
+@njit(cache=True, fastmath=_FAST)
+def add_psi(x, n, h, mu, curvature, factor, raw, result):
+    """``result[i] += factor · ψ₊(x[i])`` for ``i < n`` (``raw``: ``result[i] = factor ·
+    ψ(x[i])``, not clipped) with ``ψ(v) = (v − h)(1 + curvature (v + h − 2μ))`` for ``v ≥ h``
+    (the ``1/β`` is in ``factor``); returns the sum of the terms added. ψ₊ is clipped before
+    the weight, which may be negative."""
+    edge = h - 2.0 * mu
+    total = 0.0
+    for i in range(n):
+        v = x[i]
+        a = (v - h) * (1.0 + curvature * (v + edge))
+        if raw:
+            term = factor * a if v >= h else 0.0
+            result[i] = term
+        else:
+            term = factor * a if (v >= h) & (a > 0.0) else 0.0
+            result[i] += term
+        total += term
+    return total
+
+
+@njit(cache=True, fastmath=_FAST)
+def shift_scale(values, n, centre, g):
+    """``values[i] = (values[i] − centre)·g`` for ``i < n``; whether all results are finite
+    (checked by comparison, as in :func:`nonfinite_in`)."""
+    finite = True
+    for i in range(n):
+        v = (values[i] - centre) * g
+        values[i] = v
+        finite &= abs(v) <= _DOUBLE_MAX
+    return finite
 
 
 @batched_kernel
