@@ -27,9 +27,10 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = ["shown", "did_you_mean", "real_iv", "integer_iv", "bool_iv", "choice_iv",
-           "seed_iv", "tail_fraction_iv", "n_target_iv", "numeric_array_iv", "rewards_iv",
-           "masked_rewards_iv", "scores_iv", "valid_iv", "first_nonfinite", "MAX_TAIL_DENOMINATOR",
-           "MAX_N_TARGET"]
+           "seed_iv", "tail_fraction_iv", "n_target_iv", "budgets_iv", "numeric_array_iv",
+           "finite_array_iv", "rewards_iv", "masked_rewards_iv", "scores_iv", "valid_iv",
+           "distribution_iv", "paired_scores_iv", "tail_iv", "first_nonfinite",
+           "MAX_TAIL_DENOMINATOR", "MAX_N_TARGET"]
 
 #: Largest denominator used when a float ``tail_fraction`` is read as a fraction ``p/q``
 #: (so ``k = ceil(β m)`` is exact integer arithmetic); ``β`` must lie in
@@ -42,10 +43,18 @@ MAX_N_TARGET = 10**7
 
 
 def shown(value) -> str:
-    """``repr`` of a value as the user gave it (numpy scalars as their Python value)."""
-    if isinstance(value, np.generic):
-        return repr(value.item())
-    text = repr(value)
+    """A value as the user gave it: ``repr``, with numpy numbers in their own precision.
+
+    ``np.float32(0.3)`` shows as ``0.3`` (numpy's shortest float32 form, not the float64
+    ``0.30000001192092896`` it converts to) and ``np.int64(5)`` as ``5``; long texts are cut
+    at 80 characters.
+    """
+    if isinstance(value, (np.number, np.bool_)):
+        text = str(value)
+    elif isinstance(value, np.generic):
+        text = repr(value.item())
+    else:
+        text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -79,7 +88,10 @@ def real_iv(value, name: str, *, low=None, high=None, low_open=False, high_open=
     if _is_bool(value) or not isinstance(value, numbers.Real):
         kind = "None or a real number" if allow_none else "a real number"
         raise TypeError(f"`{name}` must be {kind}, got {shown(value)}.")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range (10**400) is not a finite number
+        number = math.inf
     lower_ok = low is None or (number > low if low_open else number >= low)
     upper_ok = high is None or (number < high if high_open else number <= high)
     if not math.isfinite(number) or not (lower_ok and upper_ok):
@@ -106,9 +118,7 @@ def integer_iv(value, name: str, *, low=None, high=None, allow_none=False):
     """
     if value is None and allow_none:
         return None
-    integral = isinstance(value, numbers.Integral) or (
-        isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer())
-    if _is_bool(value) or not integral:
+    if not _is_integral(value):
         kind = "None or an integer" if allow_none else "an integer"
         raise TypeError(f"`{name}` must be {kind}, got {shown(value)}.")
     number = int(value)
@@ -123,6 +133,18 @@ def integer_iv(value, name: str, *, low=None, high=None, allow_none=False):
     return number
 
 
+def _is_integral(value) -> bool:
+    """An int (not a bool), or a real number with an integral value (``4.0``, not NaN)."""
+    if _is_bool(value) or not isinstance(value, numbers.Real):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    try:
+        return float(value).is_integer()  # False for NaN and inf
+    except OverflowError:  # a Fraction beyond the float range
+        return False
+
+
 def bool_iv(value, name: str) -> bool:
     """``True`` or ``False`` (numpy booleans too) → ``bool``; ``0``/``1`` are a ``TypeError``."""
     if not _is_bool(value):
@@ -131,17 +153,19 @@ def bool_iv(value, name: str) -> bool:
 
 
 def choice_iv(value, name: str, choices):
-    """One of ``choices`` — all strings or all integers — with a "did you mean" for strings."""
+    """One of ``choices`` — all strings or all integers — with a "did you mean" for strings.
+
+    Integer choices accept integral floats (``1.0`` for ``1``), as :func:`integer_iv` does.
+    """
     choices = tuple(choices)
     strings = all(isinstance(c, str) for c in choices)
     listed = ", ".join(map(repr, choices))
-    if (strings and not isinstance(value, str)) or (not strings and (
-            _is_bool(value) or not isinstance(value, numbers.Integral))):
+    if not (isinstance(value, str) if strings else _is_integral(value)):
         raise TypeError(f"`{name}` must be one of {listed}, got {shown(value)}.")
     if value not in choices:
         hint = did_you_mean(value, choices) if strings else ""
         raise ValueError(f"`{name}` must be one of {listed}, got {shown(value)}.{hint}")
-    return value if strings else int(value)
+    return str(value) if strings else int(value)
 
 
 def seed_iv(seed, name: str = "seed") -> np.random.Generator:
@@ -181,6 +205,36 @@ def n_target_iv(n_target, name: str = "n_target", low: int = 2) -> int:
     return integer_iv(n_target, name, low=low, high=MAX_N_TARGET)
 
 
+def budgets_iv(n, name: str = "n", *, low: int = 1, high=None, high_what: str = ""):
+    """An integer or a non-empty 1-D sequence of integers in ``[low, high]`` → ``int64[C]``.
+
+    Entries of a sequence are named ``n[i]`` in messages; ``high_what`` says what ``high`` is
+    (e.g. "the number of samples M").
+    """
+    if isinstance(n, np.ndarray) and n.ndim == 0:
+        entries, names = [n[()]], [name]
+    elif isinstance(n, (str, bytes, numbers.Number, np.generic)) or n is None:
+        entries, names = [n], [name]
+    else:
+        try:
+            entries = list(n)
+        except TypeError:
+            raise TypeError(f"`{name}` must be an integer or a 1-D sequence of integers, got "
+                            f"{shown(n)}.") from None
+        if not entries or np.ndim(n) != 1:
+            raise ValueError(f"`{name}` must be an integer or a non-empty 1-D sequence of "
+                             f"integers, got {shown(n)}.")
+        names = [f"{name}[{i}]" for i in range(len(entries))]
+    budgets = []
+    for entry, entry_name in zip(entries, names):
+        budget = integer_iv(entry, entry_name, low=low)
+        if high is not None and budget > high:
+            raise ValueError(f"`{entry_name}` must be <= {high_what} = {high}, got "
+                             f"{shown(entry)}.")
+        budgets.append(budget)
+    return np.array(budgets, dtype=np.int64)
+
+
 def numeric_array_iv(values, name: str) -> np.ndarray:
     """``np.asarray(values)`` of a real (integer or floating) dtype, ragged input explained."""
     try:
@@ -192,6 +246,19 @@ def numeric_array_iv(values, name: str) -> np.ndarray:
     if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
                                        or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"`{name}` must be a real numeric array, got dtype {array.dtype}.")
+    return array
+
+
+def finite_array_iv(values, name: str) -> np.ndarray:
+    """A non-empty real array with finite entries → float64 (any shape)."""
+    raw = numeric_array_iv(values, name)
+    if raw.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {raw.shape}.")
+    array = raw.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        index, _ = first_nonfinite(array)
+        where = f" at index {index}" if index else ""
+        raise ValueError(f"`{name}` must be finite, got {shown(raw[index])}{where}.")
     return array
 
 
@@ -260,10 +327,81 @@ def scores_iv(scores, reward_shape, was_1d: bool, name: str = "scores"):
         raise ValueError(f"`{name}` must have shape {shape} = {expected} + (d,) to match "
                          f"the rewards, got {array.shape}.")
     if array.shape[-1] == 0:
-        raise ValueError(f"`{name}` must have at least one column (d >= 1).")
+        raise ValueError(f"`{name}` must have at least one column (d >= 1), got shape "
+                         f"{array.shape}.")
     batch = np.ascontiguousarray(array[None] if was_1d else array, dtype=np.float64)
     if not np.all(np.isfinite(batch)):
         index, value = first_nonfinite(batch)
         raise ValueError(f"non-finite score {value} at `{name}` index "
                          f"{index[1:] if was_1d else index}; scores must be finite.")
     return batch
+
+
+def distribution_iv(values, weights, values_name: str = "values", weights_name: str = "weights"):
+    """Support points and probabilities → ``(values[B, K], probs[B, K], was_1d)``, rows summing to 1.
+
+    ``weights`` must be real, finite, ``>= 0`` and not all zero in any row. Each row is
+    divided by its largest weight before it is summed, so weights up to the float64 maximum
+    (``1.8e308``) and down to subnormals normalize without overflow or underflow.
+    """
+    batch, was_1d = rewards_iv(values, values_name)
+    raw = numeric_array_iv(weights, weights_name)
+    expected = batch.shape[1:] if was_1d else batch.shape
+    if raw.shape != expected:
+        raise ValueError(f"`{weights_name}` must have the shape of `{values_name}` "
+                         f"{expected}, got {raw.shape}.")
+    probs = np.atleast_2d(raw.astype(np.float64))
+    bad = ~np.isfinite(probs) | (probs < 0)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        index = index[1:] if was_1d else index
+        raise ValueError(f"`{weights_name}` must be finite and >= 0, got {shown(raw[index])} "
+                         f"at index {index}.")
+    largest = probs.max(axis=1)
+    if np.any(largest == 0):
+        row = int(np.argmin(largest))
+        where = "" if was_1d else f" in row {row}"
+        raise ValueError(f"`{weights_name}` must have a positive entry in every row, got "
+                         f"all zeros{where}.")
+    scaled = probs / largest[:, None]  # entries in [0, 1]: the row sum cannot overflow
+    return batch, scaled / scaled.sum(axis=1, keepdims=True), was_1d
+
+
+def paired_scores_iv(a, b, names=("a", "b")):
+    """Per-prompt scores of two methods on the same prompts → two float64 ``[P]``/``[P, C]``."""
+    scores = []
+    for name, values in zip(names, (a, b)):
+        array = numeric_array_iv(values, name)
+        if array.ndim not in (1, 2) or array.shape[0] == 0:
+            raise ValueError(f"`{name}` must be [P] or [P, C] per-prompt scores with P >= 1, "
+                             f"got shape {array.shape}.")
+        scores.append(finite_array_iv(array, name))
+    if scores[0].shape != scores[1].shape:
+        raise ValueError(f"`{names[0]}` and `{names[1]}` must have the same shape (paired by "
+                         f"prompt), got {scores[0].shape} and {scores[1].shape}.")
+    return scores
+
+
+def tail_iv(tail, n_groups: int, was_1d: bool, name: str = "tail"):
+    """A tail vector ``(threshold, mean, scale)`` matching ``n_groups`` groups → three ``[B]``.
+
+    Scalars broadcast over the groups of 2-D rewards; the scale must be ``>= 0``.
+    """
+    try:
+        parts = [np.asarray(tail[i], dtype=np.float64) for i in range(3)]
+    except (TypeError, IndexError, ValueError, KeyError):
+        raise TypeError(f"`{name}` must be a TailVector (threshold, mean, scale), got "
+                        f"{shown(tail)}.") from None
+    expected = () if was_1d else (n_groups,)
+    out = []
+    for field, part in zip(("threshold", "mean", "scale"), parts):
+        if part.shape != expected and not (not was_1d and part.shape == ()):
+            raise ValueError(f"`{name}.{field}` must have shape {expected} to match the "
+                             f"rewards, got {part.shape}.")
+        part = finite_array_iv(part, f"{name}.{field}")
+        out.append(np.ascontiguousarray(np.broadcast_to(part, (n_groups,))))
+    if np.any(out[2] < 0):
+        index = int(np.argmax(out[2] < 0))
+        where = "" if parts[2].ndim == 0 else f" at index {(index,)}"
+        raise ValueError(f"`{name}.scale` must be >= 0, got {shown(out[2][index])}{where}.")
+    return out

@@ -157,6 +157,10 @@ def kappa(tail_fraction=0.25, n_target=128) -> float:
     >>> abs(kappa(0.25, 128) - (expected_max_normal(128) - t.lam) / t.v ** 0.5) < 1e-15
     True
     """
-    moments = tail_moments(tail_fraction)
-    n = n_target_iv(n_target)
+    beta, n = _kappa_iv(tail_fraction, n_target)
+    moments = tail_moments(beta)
     return (expected_max_normal(n) - moments.lam) / math.sqrt(moments.v)
+
+
+def _kappa_iv(tail_fraction, n_target):
+    return tail_fraction_iv(tail_fraction), n_target_iv(n_target)

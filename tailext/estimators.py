@@ -13,7 +13,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _kernels
-from ._arguments import bool_iv, n_target_iv, real_iv, rewards_iv, scores_iv, tail_fraction_iv
+from ._arguments import (bool_iv, integer_iv, n_target_iv, real_iv, rewards_iv, scores_iv,
+                         tail_fraction_iv, tail_iv)
 from .constants import kappa, tail_moments
 from .prefix import cancellation_weights, prefix_sizes, tail_count, tail_fraction_ratio
 
@@ -152,34 +153,19 @@ def tail_vector(rewards, *, tail_fraction=0.25, scale_floor=None) -> TailVector:
     >>> round(tail_vector(r, tail_fraction=0.25).scale, 4)  # the default floor binds here
     0.5632
     """
-    batch, was_1d = rewards_iv(rewards)
-    settings = tail_settings_iv(tail_fraction, 2, scale_floor)
-    k = tail_size_iv(batch.shape[1], settings.tail_fraction)
+    batch, was_1d, settings, k = _tail_vector_iv(rewards, tail_fraction, scale_floor)
     h, mu, s, status = _kernels.tail_vector_batch(batch, k, settings.floor_abs,
                                                   settings.floor_rel)
-    _output_iv(status, "tail scale")
+    _raise_overflow(status, "tail scale")
     if was_1d:
         return TailVector(float(h[0]), float(mu[0]), float(s[0]))
     return TailVector(h, mu, s)
 
 
-def _tail_iv(tail, n_groups, was_1d):
-    try:
-        parts = [np.asarray(tail[i], dtype=np.float64) for i in range(3)]
-    except (TypeError, IndexError, ValueError):
-        raise TypeError("`tail` must be a TailVector (threshold, mean, scale).") from None
-    expected = () if was_1d else (n_groups,)
-    out = []
-    for name, part in zip(TailVector._fields, parts):
-        if part.shape != expected and not (not was_1d and part.shape == ()):
-            raise ValueError(f"tail.{name} must have shape {expected} to match the rewards, "
-                             f"got {part.shape}.")
-        if not np.all(np.isfinite(part)):
-            raise ValueError(f"tail.{name} must be finite.")
-        out.append(np.ascontiguousarray(np.broadcast_to(part, (n_groups,))))
-    if np.any(out[2] < 0):
-        raise ValueError("tail.scale must be >= 0.")
-    return out
+def _tail_vector_iv(rewards, tail_fraction, scale_floor):
+    batch, was_1d = rewards_iv(rewards)
+    settings = tail_settings_iv(tail_fraction, 2, scale_floor)
+    return batch, was_1d, settings, tail_size_iv(batch.shape[1], settings.tail_fraction)
 
 
 def shaped_reward(rewards, tail, *, tail_fraction=0.25, n_target=128):
@@ -219,16 +205,21 @@ def shaped_reward(rewards, tail, *, tail_fraction=0.25, n_target=128):
     >>> bool(psi[:7].tolist() == [0.0] * 7 and psi[7] > 0)
     True
     """
-    batch, was_1d = rewards_iv(rewards)
-    settings = tail_settings_iv(tail_fraction, n_target, None)
-    h, mu, s = _tail_iv(tail, batch.shape[0], was_1d)
+    batch, was_1d, (h, mu, s), settings = _shaped_reward_iv(rewards, tail, tail_fraction,
+                                                            n_target)
     psi, status = _kernels.shaped_reward_batch(batch, h, mu, s, settings.inv_beta,
                                                settings.kappa)
-    _output_iv(status, "shaped reward")
+    _raise_overflow(status, "shaped reward")
     return psi[0] if was_1d else psi
 
 
-def _output_iv(status, what):
+def _shaped_reward_iv(rewards, tail, tail_fraction, n_target):
+    batch, was_1d = rewards_iv(rewards)
+    parts = tail_iv(tail, batch.shape[0], was_1d)
+    return batch, was_1d, parts, tail_settings_iv(tail_fraction, n_target, None)
+
+
+def _raise_overflow(status, what):
     """Raise where a kernel's ``status`` flags a result outside the float64 range."""
     if status.any():
         row = int(np.flatnonzero(status)[0])
@@ -252,8 +243,21 @@ def prefix_plan(n, *, tail_fraction=0.25, order=2, n_prefixes=3) -> PrefixPlan:
     >>> prefix_plan(128).sizes.tolist()
     [44, 88, 128]
     """
-    sizes = prefix_sizes(n, tail_fraction=tail_fraction, n_prefixes=n_prefixes)
+    n, beta, order, n_prefixes = _prefix_plan_iv(n, tail_fraction, order, n_prefixes)
+    sizes = prefix_sizes(n, tail_fraction=beta, n_prefixes=n_prefixes)
     return PrefixPlan(sizes, cancellation_weights(sizes, order=order))
+
+
+def _prefix_plan_iv(n, tail_fraction, order, n_prefixes):
+    n = integer_iv(n, "n", low=1)
+    beta = tail_fraction_iv(tail_fraction)
+    return (n, beta, *_prefix_options_iv(order, n_prefixes))
+
+
+def _prefix_options_iv(order, n_prefixes):
+    """``(L, J)``: ``J >= 2`` prefixes and an order ``0 <= L <= J − 1`` (``J >= L + 1``)."""
+    n_prefixes = integer_iv(n_prefixes, "n_prefixes", low=2)
+    return integer_iv(order, "order", low=0, high=n_prefixes - 1), n_prefixes
 
 
 def _crossfit(fit, evaluation, scores, sizes, weights, settings):
@@ -263,7 +267,7 @@ def _crossfit(fit, evaluation, scores, sizes, weights, settings):
         fit, evaluation, scores, np.asarray(sizes, dtype=np.int64), counts,
         np.asarray(weights, dtype=np.float64), settings.floor_abs, settings.floor_rel,
         settings.inv_beta, settings.kappa)
-    _output_iv(status, "gradient")
+    _raise_overflow(status, "gradient")
     return gradient
 
 
@@ -292,13 +296,18 @@ def direct_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, scale_
     >>> bool(np.allclose(direct_gradient(r, S), tea_raw_advantages(r) / 8))
     True
     """
-    batch, was_1d = rewards_iv(rewards)
-    score_batch = scores_iv(scores, np.shape(rewards), was_1d)
-    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    m = batch.shape[1]
-    tail_size_iv(m, settings.tail_fraction)
-    result = _crossfit(batch, batch, score_batch, [m], _ONE_WEIGHT, settings)
+    batch, was_1d, score_batch, settings = _direct_gradient_iv(rewards, scores, tail_fraction,
+                                                               n_target, scale_floor)
+    result = _crossfit(batch, batch, score_batch, [batch.shape[1]], _ONE_WEIGHT, settings)
     return result[0] if was_1d else result
+
+
+def _direct_gradient_iv(rewards, scores, tail_fraction, n_target, scale_floor):
+    batch, was_1d = rewards_iv(rewards)
+    score_batch = scores_iv(scores, batch.shape[1:] if was_1d else batch.shape, was_1d)
+    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
+    tail_size_iv(batch.shape[1], settings.tail_fraction)
+    return batch, was_1d, score_batch, settings
 
 
 def crossfit_gradient(fit_rewards, eval_rewards, eval_scores, *, tail_fraction=0.25,
@@ -326,17 +335,24 @@ def crossfit_gradient(fit_rewards, eval_rewards, eval_scores, *, tail_fraction=0
     >>> bool(np.allclose(crossfit_gradient(r, r, S), direct_gradient(r, S)))
     True
     """
+    fit, evaluation, scores, was_1d, settings = _crossfit_gradient_iv(
+        fit_rewards, eval_rewards, eval_scores, tail_fraction, n_target, scale_floor)
+    result = _crossfit(fit, evaluation, scores, [fit.shape[1]], _ONE_WEIGHT, settings)
+    return result[0] if was_1d else result
+
+
+def _crossfit_gradient_iv(fit_rewards, eval_rewards, eval_scores, tail_fraction, n_target,
+                          scale_floor):
     fit, was_1d = rewards_iv(fit_rewards, "fit_rewards")
     evaluation, eval_1d = rewards_iv(eval_rewards, "eval_rewards")
     if fit.shape != evaluation.shape or was_1d != eval_1d:
         raise ValueError(f"`fit_rewards` and `eval_rewards` must have the same shape, got "
                          f"{np.shape(fit_rewards)} and {np.shape(eval_rewards)}.")
-    scores = scores_iv(eval_scores, np.shape(eval_rewards), was_1d, "eval_scores")
+    shape = evaluation.shape[1:] if was_1d else evaluation.shape
+    scores = scores_iv(eval_scores, shape, was_1d, "eval_scores")
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    n = fit.shape[1]
-    tail_size_iv(n, settings.tail_fraction)
-    result = _crossfit(fit, evaluation, scores, [n], _ONE_WEIGHT, settings)
-    return result[0] if was_1d else result
+    tail_size_iv(fit.shape[1], settings.tail_fraction)
+    return fit, evaluation, scores, was_1d, settings
 
 
 def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, order=2,
@@ -374,10 +390,9 @@ def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, or
     >>> prefix_tea_gradient(rng.normal(size=(3, 256)), rng.normal(size=(3, 256, 2))).shape
     (3, 2)
     """
-    batch, was_1d = rewards_iv(rewards)
-    score_batch = scores_iv(scores, np.shape(rewards), was_1d)
-    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    symmetric = bool_iv(symmetric, "symmetric")
+    batch, was_1d, score_batch, settings, order, n_prefixes, symmetric = (
+        _prefix_tea_gradient_iv(rewards, scores, tail_fraction, n_target, order, n_prefixes,
+                                symmetric, scale_floor))
     n = batch.shape[1] // 2
     plan = prefix_plan(n, tail_fraction=settings.tail_fraction, order=order,
                        n_prefixes=n_prefixes)
@@ -389,5 +404,14 @@ def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, or
     if symmetric:
         backward = _crossfit(second, first, first_scores, plan.sizes, plan.weights, settings)
         gradient = 0.5 * (gradient + backward)
-    result = gradient
-    return result[0] if was_1d else result
+    return gradient[0] if was_1d else gradient
+
+
+def _prefix_tea_gradient_iv(rewards, scores, tail_fraction, n_target, order, n_prefixes,
+                            symmetric, scale_floor):
+    batch, was_1d = rewards_iv(rewards)
+    score_batch = scores_iv(scores, batch.shape[1:] if was_1d else batch.shape, was_1d)
+    settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
+    order, n_prefixes = _prefix_options_iv(order, n_prefixes)
+    return (batch, was_1d, score_batch, settings, order, n_prefixes,
+            bool_iv(symmetric, "symmetric"))

@@ -12,7 +12,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special
 
-from ._arguments import integer_iv, real_iv, rewards_iv, seed_iv, tail_fraction_iv
+from ._arguments import (budgets_iv, choice_iv, distribution_iv, integer_iv, paired_scores_iv,
+                         real_iv, rewards_iv, seed_iv, shown, tail_fraction_iv)
 from .constants import kappa
 from .estimators import tail_size_iv, tail_vector
 from .prefix import tail_count
@@ -48,16 +49,6 @@ class BestOfN(NamedTuple):
     standard_error: np.ndarray
 
 
-def _budgets_iv(n, upper: int, what: str) -> np.ndarray:
-    values = np.atleast_1d(np.asarray(n))
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"`n` must be an integer or a non-empty 1-D sequence, got {n!r}.")
-    budgets = np.array([integer_iv(v, "n", low=1) for v in values], dtype=np.int64)
-    if budgets.max() > upper:
-        raise ValueError(f"best-of-n needs n <= {what} = {upper}, got n={int(budgets.max())}.")
-    return budgets
-
-
 def unbiased_weights(n_samples, n):
     r"""Weights of the unbiased best-of-n estimator on ascending order statistics.
 
@@ -85,8 +76,7 @@ def unbiased_weights(n_samples, n):
     >>> unbiased_weights(4, 2).tolist()
     [0.0, 0.16666666666666666, 0.3333333333333333, 0.5]
     """
-    M = integer_iv(n_samples, "n_samples", low=1)
-    n = int(_budgets_iv(n, M, "n_samples")[0])
+    M, n = _unbiased_weights_iv(n_samples, n)
     i = np.arange(M, n - 1, -1, dtype=np.float64)  # M, M−1, …, n
     factors = np.empty_like(i)
     factors[0] = n / M
@@ -94,6 +84,14 @@ def unbiased_weights(n_samples, n):
     weights = np.zeros(M)
     weights[n - 1:] = np.cumprod(factors)[::-1]
     return weights
+
+
+def _unbiased_weights_iv(n_samples, n):
+    M = integer_iv(n_samples, "n_samples", low=1)
+    budget = integer_iv(n, "n", low=1)
+    if budget > M:
+        raise ValueError(f"`n` must be <= n_samples = {shown(n_samples)}, got {shown(n)}.")
+    return M, budget
 
 
 def best_of_n(rewards, n, *, method="unbiased") -> BestOfN:
@@ -145,13 +143,12 @@ def best_of_n(rewards, n, *, method="unbiased") -> BestOfN:
 def _best_of_n_iv(rewards, n, method):
     batch, _ = rewards_iv(rewards)
     M = batch.shape[1]
-    budgets = _budgets_iv(n, M, "the number of samples M")
-    if method not in ("unbiased", "grouped"):
-        raise ValueError(f"`method` must be 'unbiased' or 'grouped', got {method!r}.")
-    bad = [int(b) for b in budgets if M % b]
-    if method == "grouped" and bad:
-        raise ValueError(f"grouped best-of-n needs n to divide M={M}; got n={bad}. Use "
-                         f"method='unbiased' for any n <= M.")
+    budgets = budgets_iv(n, high=M, high_what="the number of samples M")
+    method = choice_iv(method, "method", ("unbiased", "grouped"))
+    if method == "grouped" and np.any(M % budgets):
+        raise ValueError(f"`n` must divide the number of samples M = {M} for "
+                         f"method='grouped', got {shown(n)}; use method='unbiased' for any "
+                         f"n <= M.")
     return batch, budgets, method
 
 
@@ -159,22 +156,6 @@ def _summarize(budgets, per_prompt) -> BestOfN:
     P = per_prompt.shape[0]
     se = per_prompt.std(axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.zeros(len(budgets))
     return BestOfN(budgets, per_prompt, per_prompt.mean(axis=0), se)
-
-
-def _distribution_iv(values, weights):
-    batch, was_1d = rewards_iv(values, "values")
-    probs = np.asarray(weights, dtype=np.float64)
-    probs = probs[None, :] if probs.ndim == 1 else probs
-    if probs.shape != batch.shape:
-        raise ValueError(f"`weights` must have the shape of `values` {batch.shape}, got "
-                         f"{np.shape(weights)}.")
-    if not np.all(np.isfinite(probs)) or np.any(probs < 0):
-        raise ValueError("`weights` must be finite and >= 0.")
-    totals = probs.sum(axis=1)
-    if np.any(totals <= 0):
-        raise ValueError(f"every row of `weights` needs a positive sum; row "
-                         f"{int(np.argmin(totals))} sums to 0.")
-    return batch, probs / totals[:, None], was_1d
 
 
 def sorted_cdf(values, weights):
@@ -218,8 +199,8 @@ def exact_best_of_n(values, weights, n) -> BestOfN:
 
 
 def _exact_best_of_n_iv(values, weights, n):
-    batch, probs, _ = _distribution_iv(values, weights)
-    return batch, probs, _budgets_iv(n, np.iinfo(np.int64).max, "int64 max")
+    batch, probs, _ = distribution_iv(values, weights)
+    return batch, probs, budgets_iv(n, high=np.iinfo(np.int64).max, high_what="the int64 maximum")
 
 
 def best_of_n_from_cdf(ordered, cdf, budgets):
@@ -308,37 +289,16 @@ def _tail_prediction_iv(rewards, n, fit_size, tail_fraction):
     M = batch.shape[1]
     m = integer_iv(fit_size, "fit_size", low=2)
     if m >= M:
-        raise ValueError(f"`fit_size` must leave held-out samples: fit_size={m} >= M={M}.")
+        raise ValueError(f"`fit_size` must be < the number of samples M = {M} (the rest are "
+                         f"held out), got {shown(fit_size)}.")
     beta = tail_fraction_iv(tail_fraction)
     tail_size_iv(m, beta, "fit")
-    budgets = _budgets_iv(n, M - m, "the number of held-out samples M - fit_size")
-    if budgets.min() < 2:
-        raise ValueError("tail prediction needs every target n >= 2.")
+    budgets = budgets_iv(n, low=2, high=M - m,
+                         high_what="the number of held-out samples M - fit_size")
     return batch, budgets, m, beta
 
 
 # ------------------------------------------------------------------- paired comparisons
-def _paired_iv(a, b):
-    scores = []
-    for name, x in (("a", a), ("b", b)):
-        arr = np.asarray(x)
-        if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer)
-                                         or np.issubdtype(arr.dtype, np.floating)):
-            raise TypeError(f"`{name}` must be a real numeric array, got dtype {arr.dtype}.")
-        if arr.ndim not in (1, 2) or arr.shape[0] == 0:
-            raise ValueError(f"`{name}` must be [P] or [P, C] per-prompt scores with P >= 1, "
-                             f"got shape {arr.shape}.")
-        arr = arr.astype(np.float64)
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"`{name}` has a non-finite score at prompt "
-                             f"{int(np.argwhere(~np.isfinite(arr))[0][0])}.")
-        scores.append(arr)
-    if scores[0].shape != scores[1].shape:
-        raise ValueError(f"`a` and `b` must have the same shape (paired by prompt), got "
-                         f"{scores[0].shape} and {scores[1].shape}.")
-    return scores
-
-
 class PairedBootstrap(NamedTuple):
     """Paired prompt-bootstrap comparison of ``a − b``.
 
@@ -397,25 +357,26 @@ def paired_bootstrap(a, b, *, n_resamples=1000, confidence=0.95, seed=0) -> Pair
     >>> bool(out.ci_low < 0.5 < out.ci_high)
     True
     """
-    a, b, R, rng = _paired_bootstrap_iv(a, b, n_resamples, confidence, seed)
+    a, b, R, confidence, rng = _paired_bootstrap_iv(a, b, n_resamples, confidence, seed)
     diff = (a - b).reshape(a.shape[0], -1)
     P = diff.shape[0]
     counts = rng.multinomial(P, np.full(P, 1.0 / P), size=R)  # [R, P]
     means = counts @ diff / P  # [R, C]
-    alpha = (1.0 - float(confidence)) / 2.0
+    alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
     out = (diff.mean(axis=0), low, high, means.std(axis=0, ddof=1))
     if a.ndim == 1:
         out = tuple(float(x[0]) for x in out)
-    return PairedBootstrap(*out, float(confidence), R, seed if not isinstance(
+    return PairedBootstrap(*out, confidence, R, seed if not isinstance(
         seed, np.random.Generator) else "Generator")
 
 
 def _paired_bootstrap_iv(a, b, n_resamples, confidence, seed):
-    a, b = _paired_iv(a, b)
+    a, b = paired_scores_iv(a, b)
     R = integer_iv(n_resamples, "n_resamples", low=2)
-    real_iv(confidence, "confidence", low=0.0, high=1.0, low_open=True, high_open=True)
-    return a, b, R, seed_iv(seed)
+    confidence = real_iv(confidence, "confidence", low=0.0, high=1.0, low_open=True,
+                         high_open=True)
+    return a, b, R, confidence, seed_iv(seed)
 
 
 class WinTieLoss(NamedTuple):
@@ -451,18 +412,17 @@ def win_tie_loss(a, b, *, tol=0.0) -> WinTieLoss:
     >>> tuple(win_tie_loss([1.0, 2.0, 3.0], [1.05, 2.0, 2.0], tol=0.1))[:3]
     (1, 2, 0)
     """
-    a, b = _win_tie_loss_iv(a, b, tol)
+    a, b, tol = _win_tie_loss_iv(a, b, tol)
     diff = a - b
     counts = [(diff > tol).sum(axis=0), (np.abs(diff) <= tol).sum(axis=0),
               (diff < -tol).sum(axis=0)]
     counts = [int(c) for c in counts] if a.ndim == 1 else counts
-    return WinTieLoss(*counts, a.shape[0], float(tol))
+    return WinTieLoss(*counts, a.shape[0], tol)
 
 
 def _win_tie_loss_iv(a, b, tol):
-    a, b = _paired_iv(a, b)
-    real_iv(tol, "tol", low=0.0)
-    return a, b
+    a, b = paired_scores_iv(a, b)
+    return a, b, real_iv(tol, "tol", low=0.0)
 
 
 # --------------------------------------------------------------------------- QQ linearity
@@ -523,22 +483,29 @@ def qq_linearity(rewards, *, tail_fraction=0.25, threshold=0.9) -> QQLinearity:
     >>> bool(out.median > 0.95)
     True
     """
-    batch, k = _qq_linearity_iv(rewards, tail_fraction, threshold)
+    batch, k, threshold = _qq_linearity_iv(rewards, tail_fraction, threshold)
     M = batch.shape[1]
     top = np.sort(batch, axis=1)[:, M - k:]
+    # R² is scale-invariant: dividing each row by its largest |reward| makes the degeneracy
+    # test relative to the row's own scale and keeps the squares below from under- or
+    # overflowing (before, rewards × 1e-150 made every tail look constant).
+    magnitude = np.abs(top).max(axis=1, keepdims=True)
+    top = top / np.where(magnitude > 0, magnitude, 1.0)
     q = special.ndtri((np.arange(M - k, M) + 0.5) / M)
     qc = q - q.mean()
     rc = top - top.mean(axis=1, keepdims=True)
     ss_r = (rc ** 2).sum(axis=1)
-    degenerate = ss_r <= 1e-300 + 1e-24 * (top ** 2).sum(axis=1)
+    # A spread below 1e-12 of the row's magnitude is rounding of equal values, not a tail.
+    degenerate = ss_r <= 1e-24 * (top ** 2).sum(axis=1)
     if degenerate.all():
-        raise ValueError("every prompt has a constant upper tail; QQ linearity is undefined.")
+        raise ValueError("every prompt of `rewards` has a constant upper tail (e.g. 0/1 "
+                         "rewards); QQ linearity is undefined.")
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(degenerate, np.nan, (rc @ qc) ** 2 / (ss_r * (qc @ qc)))
     valid = r2[~degenerate]
     return QQLinearity(r2, degenerate, float(np.median(valid)), float(valid.mean()),
                        float(np.quantile(valid, 0.1)), float((valid >= threshold).mean()),
-                       float(threshold))
+                       threshold)
 
 
 def _qq_linearity_iv(rewards, tail_fraction, threshold):
@@ -547,7 +514,6 @@ def _qq_linearity_iv(rewards, tail_fraction, threshold):
     beta = tail_fraction_iv(tail_fraction)
     k = tail_count(M, beta)
     if k < 3:
-        raise ValueError(f"QQ linearity needs at least 3 tail points: ceil(tail_fraction*M) = "
-                         f"{k} for M={M}, tail_fraction={beta}.")
-    real_iv(threshold, "threshold", low=0.0, high=1.0)
-    return batch, k
+        raise ValueError(f"QQ linearity needs at least 3 tail points, ceil(tail_fraction * M) "
+                         f">= 3, got {k} for tail_fraction={shown(tail_fraction)} and M={M}.")
+    return batch, k, real_iv(threshold, "threshold", low=0.0, high=1.0)

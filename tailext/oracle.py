@@ -12,11 +12,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._arguments import integer_iv, rewards_iv, scores_iv
-from .evaluation import _distribution_iv, best_of_n_from_cdf, sorted_cdf
+from ._arguments import distribution_iv, finite_array_iv, integer_iv, rewards_iv, scores_iv
+from .evaluation import best_of_n_from_cdf, sorted_cdf
 
 __all__ = ["OracleAdvantage", "oracle_advantages", "Alignment", "oracle_alignment",
            "policy_update", "cosine"]
+
+#: Largest ``N``: ``F**(N − 1)`` is computed with an int64 exponent.
+_MAX_POWER = np.iinfo(np.int64).max
 
 
 class OracleAdvantage(NamedTuple):
@@ -77,6 +80,14 @@ def oracle_advantages(pool, *, n_target=128, weights=None) -> OracleAdvantage:
     (0.75, [-0.5, 0.5])
     """
     batch, probs, N, was_1d = _oracle_advantages_iv(pool, n_target, weights)
+    value, gain, adv = _oracle(batch, probs, N)
+    if was_1d:
+        return OracleAdvantage(float(value[0]), gain[0], adv[0])
+    return OracleAdvantage(value, gain, adv)
+
+
+def _oracle(batch, probs, N):
+    """``(V_N[B], g[B, M], A*[B, M])`` of validated pools."""
     x, cdf, order = sorted_cdf(batch, probs)
     B, M = x.shape
     previous = np.concatenate([np.zeros((B, 1)), cdf[:, :-1]], axis=1)
@@ -92,17 +103,19 @@ def oracle_advantages(pool, *, n_target=128, weights=None) -> OracleAdvantage:
     gain_sorted = x * F ** (N - 1) + np.take_along_axis(above, block_end + 1, axis=1)
     gain = np.empty_like(gain_sorted)
     np.put_along_axis(gain, order, gain_sorted, axis=1)
-    adv = N * (gain - value[:, None])
-    if was_1d:
-        return OracleAdvantage(float(value[0]), gain[0], adv[0])
-    return OracleAdvantage(value, gain, adv)
+    return value, gain, N * (gain - value[:, None])
+
+
+def _pool_iv(pool, weights, name="pool", weights_name="weights"):
+    batch, was_1d = rewards_iv(pool, name)
+    if weights is None:
+        return batch, np.full(batch.shape, 1.0 / batch.shape[1]), was_1d
+    return distribution_iv(pool, weights, name, weights_name)
 
 
 def _oracle_advantages_iv(pool, n_target, weights):
-    batch, was_1d = rewards_iv(pool, "pool")
-    N = integer_iv(n_target, "n_target", low=1)
-    probs = np.full(batch.shape, 1.0 / batch.shape[1]) if weights is None else weights
-    batch, probs, _ = _distribution_iv(batch, probs)
+    batch, probs, was_1d = _pool_iv(pool, weights)
+    N = integer_iv(n_target, "n_target", low=1, high=_MAX_POWER)
     return batch, probs, N, was_1d
 
 
@@ -127,24 +140,57 @@ def policy_update(advantages, scores, *, weights=None):
     [0.5, -0.5]
     """
     A, S, w = _policy_update_iv(advantages, scores, weights)
+    return _update(A, S, w)
+
+
+def _update(A, S, w):
     return np.einsum("bm,bmd->d", w * A, S) / A.shape[0]
 
 
-def _policy_update_iv(advantages, scores, weights):
-    A, was_1d = rewards_iv(advantages, "advantages")
-    S = scores_iv(scores, np.shape(advantages), was_1d)
-    if weights is None:
-        return A, S, np.full(A.shape, 1.0 / A.shape[1])
-    return A, S, _distribution_iv(A, weights)[1]
+def _policy_update_iv(advantages, scores, weights, names=("advantages", "scores", "weights")):
+    A, probs, was_1d = _pool_iv(advantages, weights, names[0], names[2])
+    S = scores_iv(scores, A.shape[1:] if was_1d else A.shape, was_1d, names[1])
+    return A, S, probs
 
 
 def cosine(u, v) -> float:
-    """Cosine of two vectors; 0 when either is zero (no direction to align with)."""
-    u, v = np.asarray(u, dtype=np.float64).ravel(), np.asarray(v, dtype=np.float64).ravel()
-    if u.shape != v.shape:
-        raise ValueError(f"cosine needs vectors of equal length, got {u.size} and {v.size}.")
-    norm = np.linalg.norm(u) * np.linalg.norm(v)
-    return float(u @ v / norm) if norm > 0 else 0.0
+    r"""Cosine of two vectors, ``u·v / (‖u‖ ‖v‖)``; 0 when either is zero.
+
+    Parameters
+    ----------
+    u, v : array_like
+        Finite real vectors with the same number of entries (flattened).
+
+    Returns
+    -------
+    float in ``[-1, 1]``
+
+    Notes
+    -----
+    Each vector is divided by its largest ``|entry|`` first (the cosine is scale-invariant),
+    so entries near the float64 limits (``1e200``, ``1e-200``) neither overflow nor underflow
+    in the norms. A zero vector has no direction to align with: its cosine is reported as 0.
+
+    Examples
+    --------
+    >>> from tailext.oracle import cosine
+    >>> cosine([1e200, 0.0], [1e-200, 1e-200]) == cosine([1.0, 0.0], [1.0, 1.0])
+    True
+    """
+    u, v = _cosine_iv(u, v)
+    u_max, v_max = np.abs(u).max(), np.abs(v).max()
+    if u_max == 0 or v_max == 0:
+        return 0.0
+    u, v = u / u_max, v / v_max
+    return float(np.clip(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)), -1.0, 1.0))
+
+
+def _cosine_iv(u, v):
+    u, v = finite_array_iv(u, "u").ravel(), finite_array_iv(v, "v").ravel()
+    if u.size != v.size:
+        raise ValueError(f"`u` and `v` must have the same number of entries, got {u.size} "
+                         f"and {v.size}.")
+    return u, v
 
 
 class Alignment(NamedTuple):
@@ -199,21 +245,23 @@ def oracle_alignment(advantages, scores, pool, pool_scores, *, n_target=128,
     >>> round(oracle_alignment(A, S, r, S, n_target=8).cosine, 12)
     1.0
     """
-    pool_batch, pool_1d = _oracle_alignment_iv(advantages, pool)
-    rule = policy_update(advantages, scores)
-    oracle = oracle_advantages(pool_batch, n_target=n_target, weights=pool_weights)
-    target = policy_update(oracle.advantages, pool_scores if not pool_1d else
-                           np.asarray(pool_scores)[None], weights=pool_weights)
-    if rule.shape != target.shape:
-        raise ValueError(f"`scores` and `pool_scores` must have the same dimension d, got "
-                         f"{rule.size} and {target.size}.")
+    group, reference, N = _oracle_alignment_iv(advantages, scores, pool, pool_scores,
+                                               n_target, pool_weights)
+    rule = _update(*group)
+    x, S, probs = reference
+    target = _update(_oracle(x, probs, N)[2], S, probs)
     return Alignment(cosine(rule, target), rule, target)
 
 
-def _oracle_alignment_iv(advantages, pool):
-    A, was_1d = rewards_iv(advantages, "advantages")
-    pool_batch, pool_1d = rewards_iv(pool, "pool")
-    if was_1d != pool_1d or A.shape[0] != pool_batch.shape[0]:
+def _oracle_alignment_iv(advantages, scores, pool, pool_scores, n_target, pool_weights):
+    group = _policy_update_iv(advantages, scores, None)
+    reference = _policy_update_iv(pool, pool_scores, pool_weights,
+                                  ("pool", "pool_scores", "pool_weights"))
+    if np.ndim(advantages) != np.ndim(pool) or group[0].shape[0] != reference[0].shape[0]:
         raise ValueError(f"`advantages` and `pool` must cover the same prompts, got shapes "
                          f"{np.shape(advantages)} and {np.shape(pool)}.")
-    return pool_batch, pool_1d
+    if group[1].shape[-1] != reference[1].shape[-1]:
+        raise ValueError(f"`scores` and `pool_scores` must have the same dimension d, got "
+                         f"{group[1].shape[-1]} and {reference[1].shape[-1]}.")
+    N = integer_iv(n_target, "n_target", low=1, high=_MAX_POWER)
+    return group, reference, N

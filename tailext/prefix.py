@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._arguments import MAX_TAIL_DENOMINATOR, integer_iv, tail_fraction_iv
+from ._arguments import MAX_TAIL_DENOMINATOR, integer_iv, numeric_array_iv, shown, tail_fraction_iv
 
 __all__ = ["tail_count", "tail_fraction_ratio", "prefix_sizes", "cancellation_weights"]
 
@@ -39,9 +39,12 @@ def tail_count(group_size, tail_fraction) -> int:
     >>> tail_count(64, 0.25), tail_count(30, 0.1), tail_count(10, 0.25)
     (16, 3, 3)
     """
-    ratio = tail_fraction_ratio(tail_fraction)
-    m = integer_iv(group_size, "group_size", low=1)
+    m, ratio = _tail_count_iv(group_size, tail_fraction)
     return -((-ratio.numerator * m) // ratio.denominator)
+
+
+def _tail_count_iv(group_size, tail_fraction):
+    return integer_iv(group_size, "group_size", low=1), tail_fraction_ratio(tail_fraction)
 
 
 def prefix_sizes(n, *, tail_fraction=0.25, n_prefixes=3) -> np.ndarray:
@@ -82,23 +85,28 @@ def prefix_sizes(n, *, tail_fraction=0.25, n_prefixes=3) -> np.ndarray:
     >>> prefix_sizes(128, tail_fraction=0.25, n_prefixes=3).tolist()
     [44, 88, 128]
     """
-    ratio = tail_fraction_ratio(tail_fraction)
-    n = integer_iv(n, "n", low=1)
-    count = integer_iv(n_prefixes, "n_prefixes", low=2)
+    n_given = n
+    n, ratio, count = _prefix_sizes_iv(n, tail_fraction, n_prefixes)
     q = ratio.denominator
     sizes = np.array([n - q * (((count - j) * n) // (count * q)) for j in range(1, count + 1)],
                      dtype=np.int64)
     if np.any(np.diff(sizes) <= 0) or sizes[0] <= 0:
         raise ValueError(
-            f"n={n} is too small for n_prefixes={count} prefixes with tail_fraction="
-            f"{float(ratio)} (step q={q}): prefix sizes {sizes.tolist()} are not distinct "
-            f"and positive.")
+            f"`n` is too small for n_prefixes={shown(n_prefixes)} prefixes with tail_fraction="
+            f"{shown(tail_fraction)} (step q={q}), got {shown(n_given)}: prefix sizes "
+            f"{sizes.tolist()} are not distinct and positive.")
     smallest_tail = tail_count(int(sizes[0]), ratio)
     if smallest_tail < 2:
         raise ValueError(
-            f"n={n} is too small: the smallest prefix (n_1={int(sizes[0])}) keeps "
-            f"ceil(beta*n_1)={smallest_tail} < 2 samples in its tail fit.")
+            f"`n` is too small for tail_fraction={shown(tail_fraction)}, got {shown(n_given)}: "
+            f"the smallest prefix (n_1={int(sizes[0])}) keeps ceil(beta*n_1)={smallest_tail} "
+            f"< 2 samples in its tail fit.")
     return sizes
+
+
+def _prefix_sizes_iv(n, tail_fraction, n_prefixes):
+    return (integer_iv(n, "n", low=1), tail_fraction_ratio(tail_fraction),
+            integer_iv(n_prefixes, "n_prefixes", low=2))
 
 
 def cancellation_weights(sizes, *, order=2) -> np.ndarray:
@@ -133,21 +141,7 @@ def cancellation_weights(sizes, *, order=2) -> np.ndarray:
     >>> cancellation_weights([44, 88, 128], order=2).round(3).tolist()
     [0.524, -4.4, 4.876]
     """
-    sizes = np.asarray(sizes)
-    if sizes.ndim != 1 or sizes.size == 0:
-        raise ValueError("`sizes` must be a non-empty 1-D array of prefix sizes.")
-    if not np.issubdtype(sizes.dtype, np.integer):
-        if not np.all(np.isfinite(sizes)) or not np.all(sizes == np.round(sizes)):
-            raise TypeError("`sizes` must hold integers.")
-        sizes = sizes.astype(np.int64)
-    if np.any(sizes <= 0):
-        raise ValueError(f"`sizes` must be positive, got {sizes.tolist()}.")
-    if len(np.unique(sizes)) != len(sizes):
-        raise ValueError(f"`sizes` must be distinct, got {sizes.tolist()}.")
-    order = integer_iv(order, "order", low=0)
-    if len(sizes) < order + 1:
-        raise ValueError(f"order={order} needs at least {order + 1} prefix sizes, "
-                         f"got {len(sizes)}.")
+    sizes, order = _cancellation_weights_iv(sizes, order)
     ratios = sizes.max() / sizes.astype(np.float64)
     system = np.vstack([ratios ** l for l in range(order + 1)])
     system /= np.abs(system).max(axis=1, keepdims=True)
@@ -155,4 +149,18 @@ def cancellation_weights(sizes, *, order=2) -> np.ndarray:
     rhs[0] = 1.0  # the first row is all ones, so its scaling is 1
     weights, *_ = np.linalg.lstsq(system, rhs, rcond=None)
     return weights
+
+
+def _cancellation_weights_iv(sizes, order):
+    array = numeric_array_iv(sizes, "sizes")
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"`sizes` must be a non-empty 1-D array of prefix sizes, got shape "
+                         f"{array.shape}.")
+    if not np.issubdtype(array.dtype, np.integer) and not (
+            np.all(np.isfinite(array)) and np.all(array == np.round(array))):
+        raise TypeError(f"`sizes` must hold integers, got {shown(sizes)}.")
+    if np.any(array <= 0) or len(np.unique(array)) != len(array):
+        raise ValueError(f"`sizes` must be distinct positive integers, got {shown(sizes)}.")
+    order = integer_iv(order, "order", low=0, high=len(array) - 1)
+    return array.astype(np.int64), order
 

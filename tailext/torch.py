@@ -95,11 +95,11 @@ def _on_host(rule, x, mask, options, policy):
     return torch.from_numpy(out).to(device=x.device, dtype=x.dtype), counts[0], counts[1]
 
 
-def _compute(rule, x, mask, options, policy, where=None):
+def _compute(rule, x, mask, options, policy, where=None, given=None):
     """Advantages of ``x[B, m]`` (finite where ``mask``) → ``(out, small, discrete)``.
 
     ``small`` and ``discrete`` are 0-d int64 tensors on the device; ``where`` names a group
-    in the small-group error (default: by its row).
+    in the small-group error (default: by its row), ``given`` the options as passed.
     """
     n_groups, m = x.shape
     minimum = int(rule.min_group_size(**options))
@@ -111,7 +111,7 @@ def _compute(rule, x, mask, options, policy, where=None):
             return out, _zero_count(x), discrete
         if policy == "raise":
             where = where or ("the group" if n_groups == 1 else "group 0 of `rewards`")
-            raise small_group_error(rule, options, m, minimum, where)
+            raise small_group_error(rule, given or {}, m, minimum, where)
         small = torch.full((), n_groups, dtype=torch.int64, device=x.device)
         return torch.zeros_like(x), small, _zero_count(x)
     counts = mask.sum(dim=1)
@@ -119,7 +119,7 @@ def _compute(rule, x, mask, options, policy, where=None):
     if policy == "raise" and bool(small_rows.any()):
         row = int(torch.nonzero(small_rows)[0, 0])
         where = where or ("the group" if n_groups == 1 else f"group {row} of `rewards`")
-        raise small_group_error(rule, options, int(counts[row]), minimum, where)
+        raise small_group_error(rule, given or {}, int(counts[row]), minimum, where)
     if rule.torch_masks:  # sync-free: the rule leaves invalid rollouts out itself
         usable = counts >= minimum
         out = rule.torch(x, mask, **options)
@@ -230,7 +230,7 @@ def advantages(rewards, method="tea", *, valid=None, small_groups="zero", check_
         method, options, small_groups, check_finite, return_info)
     work, mask, was_1d = _reward_tensor_iv(rewards, valid)
     work, mask = _sanitized(work, mask, check_finite)
-    out, small, discrete = _compute(rule, work, mask, resolved, policy)
+    out, small, discrete = _compute(rule, work, mask, resolved, policy, given=options)
     return _finish(rule, rule.min_group_size(**resolved), rewards, work, mask, out, small,
                    discrete, check_finite, was_1d, return_info)
 
@@ -347,7 +347,7 @@ def advantages_from_groups(rewards, group_ids, method="tea", *, valid=None,
         try:
             block, block_small, block_discrete = _compute(
                 rule, work[index], None if mask is None else mask[index], resolved, policy,
-                where="each group")
+                where="each group", given=options)
         except ValueError as error:
             example = distinct[int(groups[0])]
             if isinstance(example, torch.Tensor):

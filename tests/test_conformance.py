@@ -250,7 +250,7 @@ def test_custom_reward_strategy_and_options_are_used():
 
 
 def test_check_rule_validates_its_arguments():
-    with pytest.raises(ValueError, match=r"unknown properties \['sorted'\]"):
+    with pytest.raises(ValueError, match=r"`properties` has unknown name\(s\) 'sorted'; checkable: "):
         check_rule(centred, properties=["sorted"])
     with pytest.raises(ValueError, match="unknown advantage method 'nope'"):
         check_rule("nope")
@@ -258,12 +258,19 @@ def test_check_rule_validates_its_arguments():
         check_rule("tea", options={"k": 2})
     with pytest.raises(TypeError, match="`rule` must be a registered rule name"):
         check_rule(3)
-    with pytest.raises(ValueError, match=r"`rtol` must be a number in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"`rtol` must be in the interval \[0.0, 1.0\), got -1.0"):
         check_rule(centred, rtol=-1.0)
-    with pytest.raises(ValueError, match="`atol` must be a finite number >= 0"):
+    with pytest.raises(TypeError, match=r"`rtol` must be a real number, got True"):
+        check_rule(centred, rtol=True)
+    with pytest.raises(ValueError, match="`atol` must be a finite number >= 0.0, got nan"):
         check_rule(centred, atol=float("nan"))
-    with pytest.raises(ValueError, match="`max_examples` must be an int >= 1"):
+    with pytest.raises(ValueError, match="`max_examples` must be an integer >= 1, got 0"):
         check_rule(centred, max_examples=0)
+    with pytest.raises(TypeError, match="`max_examples` must be an integer, got '40'"):
+        check_rule(centred, max_examples="40")
+    with pytest.raises(ValueError, match=r"`properties` has unknown name\(s\) 'zero_summ'.*"
+                                         r"Did you mean 'zero_sum'\?"):
+        check_rule(centred, properties="zero_summ")
 
 
 def test_checkable_properties_cover_the_claimable_ones():

@@ -165,45 +165,125 @@ def test_inputs_are_not_modified():
     np.testing.assert_array_equal(rewards, copy)
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda: best_of_n([[1.0, np.nan]], 1), ValueError, "non-finite reward"),
-    (lambda: best_of_n([1.0, 2.0], 3), ValueError, "needs n <= the number of samples"),
-    (lambda: best_of_n([1.0, 2.0], 0), ValueError, "`n` must be an integer >= 1, got 0"),
-    (lambda: best_of_n([1.0, 2.0], 1.5), TypeError, "`n` must be an integer"),
-    (lambda: best_of_n([1.0, 2.0, 3.0], 2, method="grouped"), ValueError, "divide M=3"),
-    (lambda: best_of_n([1.0, 2.0], 1, method="mc"), ValueError, "'unbiased' or 'grouped'"),
-    (lambda: exact_best_of_n([1.0, 2.0], [1.0], 1), ValueError, "shape of `values`"),
-    (lambda: exact_best_of_n([1.0, 2.0], [1.0, -1.0], 1), ValueError, "finite and >= 0"),
-    (lambda: exact_best_of_n([1.0, 2.0], [0.0, 0.0], 1), ValueError, "positive sum"),
-    (lambda: tail_prediction(np.zeros((2, 10)), 2, fit_size=10), ValueError,
-     "must leave held-out"),
-    (lambda: tail_prediction(np.zeros((2, 20)), 16, fit_size=8), ValueError,
-     "held-out samples"),
-    (lambda: tail_prediction(np.zeros((2, 20)), 1, fit_size=8), ValueError, "n >= 2"),
-    (lambda: tail_prediction(np.zeros((2, 20)), 2, fit_size=4), ValueError, "too small"),
-    (lambda: paired_bootstrap([1.0, 2.0], [1.0]), ValueError, "same shape"),
-    (lambda: paired_bootstrap([1.0, np.inf], [1.0, 2.0]), ValueError, "non-finite score"),
-    (lambda: paired_bootstrap(np.zeros((2, 2, 2)), np.zeros((2, 2, 2))), ValueError,
-     r"\[P\] or \[P, C\]"),
-    (lambda: paired_bootstrap([1.0], [1.0], confidence=1.0), ValueError,
-     r"`confidence` must be in the open interval \(0.0, 1.0\), got 1.0"),
-    (lambda: paired_bootstrap([1.0], [1.0], confidence=True), TypeError,
-     r"`confidence` must be a real number, got True"),
-    (lambda: paired_bootstrap([1.0], [1.0], seed=-1), ValueError,
-     r"`seed` must be a non-negative integer, got -1"),
-    (lambda: win_tie_loss([1.0], [1.0], tol=True), TypeError, "`tol` must be a real number"),
-    (lambda: paired_bootstrap([1.0], [1.0], seed="x"), TypeError, "`seed` must be"),
-    (lambda: paired_bootstrap(["a"], ["b"]), TypeError, "real numeric"),
-    (lambda: win_tie_loss([1.0], [1.0], tol=-1.0), ValueError, "`tol` must be"),
-    (lambda: qq_linearity(np.zeros((2, 8)), tail_fraction=0.25), ValueError,
-     "at least 3 tail points"),
-    (lambda: qq_linearity(np.zeros((2, 40))), ValueError, "constant upper tail"),
-    (lambda: qq_linearity(np.ones((1, 40)) * np.arange(40), threshold=2), ValueError,
-     r"`threshold` must be in the interval \[0.0, 1.0\], got 2"),
+_NONFINITE = ("rewards must be finite (mark a reward that could not be computed invalid with "
+              "`valid`).")
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda: best_of_n([[1.0, np.nan]], 1),
+     f"ValueError: non-finite reward nan in row 0 of `rewards` (column 1); {_NONFINITE}"),
+    (lambda: best_of_n([1.0, 2.0], 3),
+     "ValueError: `n` must be <= the number of samples M = 2, got 3."),
+    (lambda: best_of_n([1.0, 2.0], [1, 3.0]),
+     "ValueError: `n[1]` must be <= the number of samples M = 2, got 3.0."),
+    (lambda: best_of_n([1.0, 2.0], 0), "ValueError: `n` must be an integer >= 1, got 0."),
+    (lambda: best_of_n([1.0, 2.0], 1.5), "TypeError: `n` must be an integer, got 1.5."),
+    (lambda: best_of_n([1.0, 2.0], []),
+     "ValueError: `n` must be an integer or a non-empty 1-D sequence of integers, got []."),
+    (lambda: best_of_n([1.0, 2.0, 3.0], [1, 2], method="grouped"),
+     "ValueError: `n` must divide the number of samples M = 3 for method='grouped', got "
+     "[1, 2]; use method='unbiased' for any n <= M."),
+    (lambda: best_of_n([1.0, 2.0], 1, method="mc"),
+     "ValueError: `method` must be one of 'unbiased', 'grouped', got 'mc'."),
+    (lambda: best_of_n([1.0, 2.0], 1, method="Unbiased"),
+     "ValueError: `method` must be one of 'unbiased', 'grouped', got 'Unbiased'. Did you mean "
+     "'unbiased'?"),
+    (lambda: best_of_n([1.0, 2.0], 1, method="groupd"),
+     "ValueError: `method` must be one of 'unbiased', 'grouped', got 'groupd'. Did you mean "
+     "'grouped'?"),
+    (lambda: best_of_n([1.0, 2.0], 1, method=None),
+     "TypeError: `method` must be one of 'unbiased', 'grouped', got None."),
+    (lambda: unbiased_weights(4, 5), "ValueError: `n` must be <= n_samples = 4, got 5."),
+    (lambda: unbiased_weights(4.0, [2, 3]), "TypeError: `n` must be an integer, got [2, 3]."),
+    (lambda: unbiased_weights(True, 1), "TypeError: `n_samples` must be an integer, got True."),
+    (lambda: exact_best_of_n([1.0, 2.0], [1.0], 1),
+     "ValueError: `weights` must have the shape of `values` (2,), got (1,)."),
+    (lambda: exact_best_of_n([1.0, 2.0], [1.0, -1.0], 1),
+     "ValueError: `weights` must be finite and >= 0, got -1.0 at index (1,)."),
+    (lambda: exact_best_of_n([1.0, 2.0], [0.0, 0.0], 1),
+     "ValueError: `weights` must have a positive entry in every row, got all zeros."),
+    (lambda: exact_best_of_n([0.0, 1.0], [0.5 + 1j, 0.5], 2),
+     "TypeError: `weights` must be a real numeric array, got dtype complex128."),
+    (lambda: exact_best_of_n([0.0, 1.0], ["0.5", "0.5"], 2),
+     "TypeError: `weights` must be a real numeric array, got dtype <U3."),
+    (lambda: exact_best_of_n([0.0, 1.0], [0.5, 0.5], 10**30),
+     "ValueError: `n` must be <= the int64 maximum = 9223372036854775807, got "
+     "1000000000000000000000000000000."),
+    (lambda: tail_prediction(np.zeros((2, 10)), 2, fit_size=10.0),
+     "ValueError: `fit_size` must be < the number of samples M = 10 (the rest are held out), "
+     "got 10.0."),
+    (lambda: tail_prediction(np.zeros((2, 20)), 16, fit_size=8),
+     "ValueError: `n` must be <= the number of held-out samples M - fit_size = 12, got 16."),
+    (lambda: tail_prediction(np.zeros((2, 20)), 1, fit_size=8),
+     "ValueError: `n` must be an integer >= 2, got 1."),
+    (lambda: tail_prediction(np.zeros((2, 20)), 2, fit_size=4),
+     "ValueError: fit size m=4 is too small for tail_fraction=0.25: the tail fit needs "
+     "ceil(tail_fraction*m) >= 2 samples, got 1; use m >= 5 or a larger tail_fraction."),
+    (lambda: paired_bootstrap([1.0, 2.0], [1.0]),
+     "ValueError: `a` and `b` must have the same shape (paired by prompt), got (2,) and (1,)."),
+    (lambda: paired_bootstrap([1.0, np.inf], [1.0, 2.0]),
+     "ValueError: `a` must be finite, got inf at index (1,)."),
+    (lambda: paired_bootstrap(np.zeros((2, 2, 2)), np.zeros((2, 2, 2))),
+     "ValueError: `a` must be [P] or [P, C] per-prompt scores with P >= 1, got shape "
+     "(2, 2, 2)."),
+    (lambda: paired_bootstrap([1.0], [1.0], confidence=1.0),
+     "ValueError: `confidence` must be in the open interval (0.0, 1.0), got 1.0."),
+    (lambda: paired_bootstrap([1.0], [1.0], confidence=True),
+     "TypeError: `confidence` must be a real number, got True."),
+    (lambda: paired_bootstrap([1.0], [1.0], n_resamples=1),
+     "ValueError: `n_resamples` must be an integer >= 2, got 1."),
+    (lambda: paired_bootstrap([1.0], [1.0], seed=-1),
+     "ValueError: `seed` must be a non-negative integer, got -1."),
+    (lambda: paired_bootstrap([1.0], [1.0], seed="x"),
+     "TypeError: `seed` must be None, a non-negative integer or a numpy.random.Generator, "
+     "got 'x'."),
+    (lambda: paired_bootstrap(["a"], ["b"]),
+     "TypeError: `a` must be a real numeric array, got dtype <U1."),
+    (lambda: win_tie_loss([1.0], [1.0], tol=True),
+     "TypeError: `tol` must be a real number, got True."),
+    (lambda: win_tie_loss([1.0], [1.0], tol=np.float32(-0.5)),
+     "ValueError: `tol` must be a finite number >= 0.0, got -0.5."),
+    (lambda: qq_linearity(np.zeros((2, 8)), tail_fraction=0.25),
+     "ValueError: QQ linearity needs at least 3 tail points, ceil(tail_fraction * M) >= 3, "
+     "got 2 for tail_fraction=0.25 and M=8."),
+    (lambda: qq_linearity(np.zeros((2, 40))),
+     "ValueError: every prompt of `rewards` has a constant upper tail (e.g. 0/1 rewards); QQ "
+     "linearity is undefined."),
+    (lambda: qq_linearity(np.ones((1, 40)) * np.arange(40), threshold=2),
+     "ValueError: `threshold` must be in the interval [0.0, 1.0], got 2."),
 ])
-def test_errors(call, error, match):
-    with pytest.raises(error, match=match):
+def test_errors(call, expected):
+    try:
         call()
+    except (TypeError, ValueError) as error:
+        assert f"{type(error).__name__}: {error}" == expected
+    else:
+        raise AssertionError("expected an error")
+
+
+def test_exact_best_of_n_normalizes_huge_and_tiny_weights():
+    # Before: weights of 1e308 summed to inf and gave NaN; subnormal ones lost precision.
+    expected = exact_best_of_n([0.0, 1.0], [1.0, 3.0], [1, 4]).mean
+    for scale in (1e308 / 3, 1e-320, 1.0):
+        got = exact_best_of_n([0.0, 1.0], np.array([1.0, 3.0]) * scale, [1, 4]).mean
+        np.testing.assert_allclose(got, expected, rtol=1e-3 if scale < 1e-300 else 1e-15)
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1e-300, 1e150, 1e300])
+def test_qq_linearity_is_scale_invariant(scale):
+    # Before: rewards x 1e-150 made every tail "constant" (an absolute 1e-300 threshold).
+    rewards = np.random.default_rng(3).normal(size=(5, 400))
+    rewards[4] = 7.0  # one genuinely constant prompt
+    base, scaled = qq_linearity(rewards), qq_linearity(rewards * scale)
+    assert scaled.degenerate.tolist() == base.degenerate.tolist() == [False] * 4 + [True]
+    np.testing.assert_allclose(scaled.r_squared[:4], base.r_squared[:4], rtol=1e-12)
+
+
+def test_qq_linearity_degeneracy_is_relative_to_the_row():
+    # A spread of 1e-14 on values near 1 is rounding; on values near 1e-14 it is the tail.
+    noise = np.random.default_rng(4).normal(size=400)
+    out = qq_linearity(np.stack([1.0 + 1e-14 * noise, 1e-14 * noise, noise]))
+    assert out.degenerate.tolist() == [True, False, False]
 
 
 def test_docstring_examples_of_evaluation_and_oracle_run():

@@ -43,7 +43,7 @@ def _with(row, col, value):
      "`n_target` must be an integer"),
     (lambda: tailext.tea_advantages(GOOD, tail_fraction=0.05), ValueError,
      r"group 0 of `rewards` has 16 valid rollout\(s\), too few for method 'tea' "
-     r"\(tail_fraction=0.05, .*\), which needs at least 21"),
+     r"\(tail_fraction=0.05\), which needs at least 21"),
     (lambda: tailext.tea_advantages(GOOD[:, :4]), ValueError,
      r"has 4 valid rollout\(s\), too few .* which needs at least 5"),
     (lambda: tailext.tea_advantages(GOOD, scale_floor=-1.0), ValueError,
@@ -53,7 +53,7 @@ def _with(row, col, value):
     (lambda: tailext.tea_advantages(GOOD, scale_floor="x"), TypeError,
      "`scale_floor` must be None or a real number"),
     (lambda: tailext.prefix_tea_advantages(GOOD[:, :12]), ValueError,
-     r"has 12 valid rollout\(s\), too few for method 'prefix_tea' .* at least 13"),
+     r"has 12 valid rollout\(s\), too few for method 'prefix_tea', which needs at least 13"),
     (lambda: tailext.prefix_sizes(12), ValueError,
      r"smallest prefix \(n_1=4\) keeps ceil\(beta\*n_1\)=1 < 2"),
     (lambda: tailext.prefix_sizes(8), ValueError,
@@ -73,10 +73,11 @@ def _with(row, col, value):
      "`symmetric` must be True or False, got 'yes'"),
     (lambda: tailext.shaped_reward(GOOD, tailext.TailVector(np.zeros(2), np.zeros(3),
                                                             np.ones(3))), ValueError,
-     r"tail.threshold must have shape \(3,\)"),
+     r"`tail.threshold` must have shape \(3,\) to match the rewards, got \(2,\)\."),
     (lambda: tailext.shaped_reward(GOOD, tailext.TailVector(0.0, 0.0, -1.0)), ValueError,
-     "tail.scale must be >= 0"),
-    (lambda: tailext.shaped_reward(GOOD, (1.0,)), TypeError, "must be a TailVector"),
+     r"`tail.scale` must be >= 0, got -1.0\."),
+    (lambda: tailext.shaped_reward(GOOD, (1.0,)), TypeError,
+     r"`tail` must be a TailVector \(threshold, mean, scale\), got \(1.0,\)\."),
     (lambda: tailext.advantages(GOOD, method="nope"), ValueError,
      r"unknown advantage method 'nope'\. Available: .*tea"),
     (lambda: tailext.advantages(GOOD, method="TEA"), ValueError,
@@ -110,7 +111,7 @@ def test_error_messages(call, exc, match):
 def test_register_rule_rejects_duplicates_and_unknown_properties():
     with pytest.raises(ValueError, match="already registered"):
         tailext.register_rule("tea")(lambda rewards: rewards)
-    with pytest.raises(ValueError, match="unknown properties"):
+    with pytest.raises(ValueError, match=r"`properties` has unknown name\(s\) 'fast'; known: "):
         tailext.register_rule("x", properties={"fast"})
 
 

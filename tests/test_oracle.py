@@ -118,19 +118,63 @@ def test_alignment_is_invariant_to_advantage_scale_and_sign_flips_it():
     assert oracle_alignment(np.zeros_like(A), S, r, S, n_target=16).cosine == 0.0
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda: oracle_advantages([1.0, np.nan]), ValueError, "non-finite reward"),
-    (lambda: oracle_advantages([1.0, 2.0], n_target=0), ValueError, "`n_target` must be an integer >= 1, got 0"),
-    (lambda: oracle_advantages([1.0, 2.0], weights=[1.0]), ValueError, "shape of `values`"),
-    (lambda: oracle_advantages([[1.0, 2.0]], weights=[[0.0, 0.0]]), ValueError,
-     "positive sum"),
-    (lambda: oracle_alignment([1.0], [[1.0]], [[1.0]], [[[1.0]]]), ValueError,
-     "same prompts"),
-    (lambda: oracle_alignment([1.0], [[1.0]], [1.0], [[1.0, 2.0]]), ValueError,
-     "same dimension d"),
-    (lambda: policy_update([1.0, 2.0], [[1.0]]), ValueError, r"must have shape \[m, d\]"),
-    (lambda: cosine([1.0], [1.0, 2.0]), ValueError, "equal length"),
+@pytest.mark.parametrize("call, expected", [
+    (lambda: oracle_advantages([1.0, np.nan]),
+     "ValueError: non-finite reward nan in pool[1]; rewards must be finite (mark a reward that "
+     "could not be computed invalid with `valid`)."),
+    (lambda: oracle_advantages([1.0, 2.0], n_target=0),
+     "ValueError: `n_target` must be an integer in [1, 9223372036854775807], got 0."),
+    (lambda: oracle_advantages([1.0, 2.0], n_target=True),
+     "TypeError: `n_target` must be an integer, got True."),
+    (lambda: oracle_advantages([1.0, 2.0], weights=[1.0]),
+     "ValueError: `weights` must have the shape of `pool` (2,), got (1,)."),
+    (lambda: oracle_advantages([[1.0, 2.0]], weights=[[0.0, 0.0]]),
+     "ValueError: `weights` must have a positive entry in every row, got all zeros in row 0."),
+    (lambda: oracle_advantages([1.0, 2.0], weights=[1j, 1.0]),
+     "TypeError: `weights` must be a real numeric array, got dtype complex128."),
+    (lambda: oracle_alignment([1.0], [[1.0]], [[1.0]], [[[1.0]]]),
+     "ValueError: `advantages` and `pool` must cover the same prompts, got shapes (1,) and "
+     "(1, 1)."),
+    (lambda: oracle_alignment([1.0], [[1.0]], [1.0], [[1.0, 2.0]]),
+     "ValueError: `scores` and `pool_scores` must have the same dimension d, got 1 and 2."),
+    (lambda: oracle_alignment([1.0], [[1.0]], [1.0], [[1.0]], pool_weights=[-1.0]),
+     "ValueError: `pool_weights` must be finite and >= 0, got -1.0 at index (0,)."),
+    (lambda: oracle_alignment([1.0], [[1.0]], [1.0], [[np.nan]]),
+     "ValueError: non-finite score nan at `pool_scores` index (0, 0); scores must be finite."),
+    (lambda: oracle_alignment([1.0], [[1.0]], [1.0], [[1.0]], n_target=0.5),
+     "TypeError: `n_target` must be an integer, got 0.5."),
+    (lambda: policy_update([1.0, 2.0], [[1.0]]),
+     "ValueError: `scores` must have shape [m, d] = (2,) + (d,) to match the rewards, got "
+     "(1, 1)."),
+    (lambda: policy_update([1.0, 2.0], [[1.0], [1.0]], weights=["a", "b"]),
+     "TypeError: `weights` must be a real numeric array, got dtype <U1."),
+    (lambda: cosine([1.0], [1.0, 2.0]),
+     "ValueError: `u` and `v` must have the same number of entries, got 1 and 2."),
+    (lambda: cosine([1.0, np.nan], [1.0, 1.0]),
+     "ValueError: `u` must be finite, got nan at index (1,)."),
+    (lambda: cosine([1.0], [np.inf]), "ValueError: `v` must be finite, got inf at index (0,)."),
+    (lambda: cosine(["a"], [1.0]),
+     "TypeError: `u` must be a real numeric array, got dtype <U1."),
+    (lambda: cosine([], []), "ValueError: `u` must not be empty, got shape (0,)."),
 ])
-def test_errors(call, error, match):
-    with pytest.raises(error, match=match):
+def test_errors(call, expected):
+    try:
         call()
+    except (TypeError, ValueError) as error:
+        assert f"{type(error).__name__}: {error}" == expected
+    else:
+        raise AssertionError("expected an error")
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1.0, 1e200, 1e300])
+def test_cosine_is_scale_invariant_near_the_float64_limits(scale):
+    # Before: 1e200 entries overflowed the norms (nan), 1e-200 entries underflowed them (0.0).
+    u, v = np.array([3.0, -1.0, 2.0]), np.array([1.0, 1.0, 0.5])
+    expected = u @ v / np.sqrt((u @ u) * (v @ v))
+    assert cosine(u * scale, v) == pytest.approx(expected, rel=1e-15)
+    assert cosine(u * scale, v * scale) == pytest.approx(expected, rel=1e-15)
+    assert cosine(u * scale, u * scale) == 1.0  # rounding never leaves [-1, 1]
+
+
+def test_cosine_with_a_zero_vector_is_zero():
+    assert cosine([0.0, 0.0], [1.0, 2.0]) == 0.0 == cosine([1.0], [0.0])

@@ -46,7 +46,8 @@ def test_prefix_sizes_properties(n, beta, count):
 def test_weights_moment_conditions_and_minimum_norm(sizes, order):
     sizes = np.sort(np.array(sizes))
     if len(sizes) < order + 1:
-        with pytest.raises(ValueError, match="needs at least"):
+        with pytest.raises(ValueError, match=rf"^`order` must be an integer in \[0, "
+                                             rf"{len(sizes) - 1}\], got {order}\.$"):
             cancellation_weights(sizes, order=order)
         return
     w = cancellation_weights(sizes, order=order)
@@ -69,26 +70,57 @@ def test_order_zero_is_uniform():
     np.testing.assert_allclose(cancellation_weights([10, 20, 40], order=0), [1 / 3] * 3)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(n=8, tail_fraction=0.25, n_prefixes=3), "not distinct"),
-    (dict(n=12, tail_fraction=0.1, n_prefixes=2), "too small"),
-    (dict(n=128, tail_fraction=0.25, n_prefixes=1), "`n_prefixes` must be an integer >= 2"),
-    (dict(n=128, tail_fraction=1.5, n_prefixes=3), r"open interval \(0.0, 1.0\), got 1.5"),
-])
-def test_prefix_size_errors(kwargs, match):
-    n = kwargs.pop("n")
-    with pytest.raises(ValueError, match=match):
-        prefix_sizes(n, **kwargs)
+def _message(call):
+    try:
+        call()
+    except (TypeError, ValueError) as error:
+        return f"{type(error).__name__}: {error}"
+    raise AssertionError("expected an error")
 
 
-@pytest.mark.parametrize("sizes,order,match,exc", [
-    ([], 2, "non-empty 1-D", ValueError),
-    ([4, 4, 8], 1, "distinct", ValueError),
-    ([0, 4, 8], 1, "positive", ValueError),
-    ([4.5, 8], 1, "integers", TypeError),
-    ([4, 8], 2, "needs at least 3", ValueError),
-    ([4, 8], -1, "`order` must be an integer >= 0, got -1", ValueError),
+@pytest.mark.parametrize("call, expected", [
+    (lambda: prefix_sizes(8, tail_fraction=0.25, n_prefixes=3),
+     "ValueError: `n` is too small for n_prefixes=3 prefixes with tail_fraction=0.25 (step "
+     "q=4), got 8: prefix sizes [4, 8, 8] are not distinct and positive."),
+    (lambda: prefix_sizes(12, tail_fraction=np.float32(0.1), n_prefixes=np.int64(2)),
+     "ValueError: `n` is too small for n_prefixes=2 prefixes with tail_fraction=0.1 (step "
+     "q=10), got 12: prefix sizes [12, 12] are not distinct and positive."),
+    (lambda: prefix_sizes(12.0),
+     "ValueError: `n` is too small for tail_fraction=0.25, got 12.0: the smallest prefix "
+     "(n_1=4) keeps ceil(beta*n_1)=1 < 2 samples in its tail fit."),
+    (lambda: prefix_sizes(128, n_prefixes=1),
+     "ValueError: `n_prefixes` must be an integer >= 2, got 1."),
+    (lambda: prefix_sizes(128, tail_fraction=1.5),
+     "ValueError: `tail_fraction` must be in the open interval (0.0, 1.0), got 1.5."),
+    (lambda: prefix_sizes(0), "ValueError: `n` must be an integer >= 1, got 0."),
+    (lambda: prefix_sizes(True), "TypeError: `n` must be an integer, got True."),
+    (lambda: cancellation_weights([]),
+     "ValueError: `sizes` must be a non-empty 1-D array of prefix sizes, got shape (0,)."),
+    (lambda: cancellation_weights([[4, 8]]),
+     "ValueError: `sizes` must be a non-empty 1-D array of prefix sizes, got shape (1, 2)."),
+    (lambda: cancellation_weights([4, 4, 8], order=1),
+     "ValueError: `sizes` must be distinct positive integers, got [4, 4, 8]."),
+    (lambda: cancellation_weights([0, 4, 8], order=1),
+     "ValueError: `sizes` must be distinct positive integers, got [0, 4, 8]."),
+    (lambda: cancellation_weights([4.5, 8], order=1),
+     "TypeError: `sizes` must hold integers, got [4.5, 8]."),
+    (lambda: cancellation_weights([4, np.nan], order=1),
+     "TypeError: `sizes` must hold integers, got [4, nan]."),
+    (lambda: cancellation_weights(["4", "8"], order=1),
+     "TypeError: `sizes` must be a real numeric array, got dtype <U1."),
+    (lambda: cancellation_weights([4, 8], order=2),
+     "ValueError: `order` must be an integer in [0, 1], got 2."),
+    (lambda: cancellation_weights([4, 8], order=-1),
+     "ValueError: `order` must be an integer in [0, 1], got -1."),
+    (lambda: cancellation_weights([4, 8], order=True),
+     "TypeError: `order` must be an integer, got True."),
+    (lambda: tail_count(0, 0.25), "ValueError: `group_size` must be an integer >= 1, got 0."),
+    (lambda: tail_count(8, "0.25"), "TypeError: `tail_fraction` must be a real number, got '0.25'."),
 ])
-def test_weight_errors(sizes, order, match, exc):
-    with pytest.raises(exc, match=match):
-        cancellation_weights(sizes, order=order)
+def test_errors(call, expected):
+    assert _message(call) == expected
+
+
+def test_float_sizes_with_integral_values_are_accepted():
+    np.testing.assert_array_equal(cancellation_weights([44.0, 88.0, 128.0]),
+                                  cancellation_weights([44, 88, 128]))

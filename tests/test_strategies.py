@@ -57,10 +57,17 @@ def test_reward_batches_cover_the_hard_cases(description, condition):
 def test_group_sizes_rejects_an_impossible_range():
     with pytest.raises(ValueError, match="no group size in"):
         ts.group_sizes(0.1, group_size=(2, 10))
-    with pytest.raises(ValueError, match="must be an int >= 1"):
+    with pytest.raises(ValueError, match=r"must be an int >= 1 or a \(low, high\) pair with "
+                                         r"1 <= low <= high, got \(5, 2\)"):
         ts.group_sizes(None, group_size=(5, 2))
-    with pytest.raises(ValueError, match="need 0 < min_value"):
+    with pytest.raises(TypeError, match=r"`group_size` must be an int >= 1 or a \(low, high\) "
+                                        r"pair, got 'big'"):
+        ts.group_sizes(None, group_size="big")
+    with pytest.raises(ValueError, match=r"`min_value` must be in the open interval"):
         ts.tail_fractions(0.0, 0.5)
+    with pytest.raises(ValueError, match=r"`kinds` must be one of .* got 'tie'\. Did you mean "
+                                         r"'ties'\?"):
+        ts.reward_batches(kinds=("tie",)).example()
 
 
 def test_importing_tailext_does_not_import_hypothesis():

@@ -193,8 +193,7 @@ def test_group_too_small_names_the_group():
     (lambda: tt.advantages(torch.zeros(2, 8), method="bon_mean", k=9, small_groups="raise"),
      ValueError, r"group 0 of `rewards` has 8 valid rollout\(s\), too few .* at least 9"),
     (lambda: tt.advantages(torch.zeros(2, 4), method="tea", small_groups="raise"), ValueError,
-     r"too few for method 'tea' \(tail_fraction=0.25, n_target=128, scale_floor=None\), "
-     r"which needs at least 5"),
+     r"too few for method 'tea', which needs at least 5"),
     (lambda: tt.advantages(torch.zeros(2, 4), small_groups="zero!"), ValueError,
      r"`small_groups` must be one of 'raise', 'zero', got 'zero!'. Did you mean 'zero'\?"),
     (lambda: tt.advantages(torch.zeros(2, 4), valid=torch.ones(2, 4)), TypeError,

@@ -72,13 +72,14 @@ def _kernel_output(rule, block, options):
     return out, discrete
 
 
-def compute_groups(rule, batch, mask, options, policy, name="rewards"):
+def compute_groups(rule, batch, mask, options, policy, name="rewards", given=None):
     """Advantages of validated ``batch[B, m]`` with ``mask`` (or ``None``) → ``(out, info)``.
 
     Groups are processed in blocks of equal valid size: each block's valid rewards, in their
     order, are packed into ``[G, s]`` and handed to the kernel, and the results are put back;
     invalid rollouts and groups below the rule's minimum get 0. ``info`` is
-    ``(small_groups, invalid, discrete_groups)``.
+    ``(small_groups, invalid, discrete_groups)``. ``given`` are the options as the caller
+    passed them, for the error message (default: ``options``).
     """
     n_groups, m = batch.shape
     minimum = int(rule.min_group_size(**options))
@@ -91,7 +92,8 @@ def compute_groups(rule, batch, mask, options, policy, name="rewards"):
     if policy == "raise" and small.any():
         row = int(np.argmax(small))
         where = "the group" if n_groups == 1 else f"group {row} of `{name}`"
-        raise small_group_error(rule, options, int(counts[row]), minimum, where)
+        raise small_group_error(rule, options if given is None else given,
+                                int(counts[row]), minimum, where)
     out = np.zeros_like(batch)
     # Valid entries first, each row's order kept (a stable sort of the invalid flags).
     order = None if mask is None else np.argsort(~mask, axis=1, kind="stable")
@@ -278,7 +280,7 @@ def advantages(rewards, method="tea", *, valid=None, small_groups="raise", retur
         batch = _exact_integers(rule, rewards, batch, mask)
     try:
         out, (n_small, invalid, discrete) = compute_groups(rule, batch, mask, resolved,
-                                                           policy)
+                                                           policy, given=options)
     except _NonFiniteReward:
         masked_rewards_iv(rewards, valid)  # raises, naming the reward
         raise

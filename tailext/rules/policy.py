@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import sys
 import warnings
+
+from .._arguments import shown
 from typing import NamedTuple
 
 __all__ = ["SMALL_GROUP_POLICIES", "SmallGroupWarning", "DiscreteRewardWarning",
@@ -78,9 +80,12 @@ def _user_stacklevel() -> int:
 
 
 def small_group_error(rule, options, size: int, minimum: int, where: str) -> ValueError:
-    """The ``small_groups="raise"`` error for a group of ``size`` valid rollouts."""
-    shown_options = ", ".join(f"{k}={v!r}" for k, v in options.items()
-                              if k in rule.options and not k == "seed")
+    """The ``small_groups="raise"`` error for a group of ``size`` valid rollouts.
+
+    ``options`` are the options as the caller gave them (shown as given, not as validated).
+    """
+    shown_options = ", ".join(f"{k}={shown(v)}" for k, v in options.items()
+                              if not k == "seed")
     return ValueError(
         f"{where} has {size} valid rollout(s), too few for method {rule.name!r}"
         f"{' (' + shown_options + ')' if shown_options else ''}, which needs at least "
@@ -101,6 +106,7 @@ def warn_discrete(rule) -> None:
     """One :class:`DiscreteRewardWarning` per call site."""
     warnings.warn(f"method {rule.name!r} fits a continuous upper tail, but some groups' top "
                   "rewards are tied (binary or few-level rewards): the fit then gives "
-                  "little or no signal. See the tailext docs on 0/1 rewards and pass@k; "
-                  "maxk_loo1 or grpo suit binary rewards.", DiscreteRewardWarning,
+                  "little or no signal. See the tailext docs on 0/1 rewards and pass@k "
+                  "(docs/binary-rewards.md): for a pass@N target with m >= N, maxk_loo1 "
+                  "with k=N is exact.", DiscreteRewardWarning,
                   stacklevel=_user_stacklevel())

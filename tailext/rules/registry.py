@@ -176,13 +176,17 @@ def register_rule(name: str, *, torch=None, torch_masks: bool = False, check_opt
     """
     from .._arguments import bool_iv
 
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"rule names must be identifiers (letters, digits, '_'), got "
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a string, got {shown(name)}.")
+    if not name.isidentifier():
+        raise ValueError(f"`name` must be an identifier (letters, digits, '_'), got "
                          f"{shown(name)}.")
-    claimed = frozenset(properties)
+    claimed = frozenset([properties] if isinstance(properties, str) else properties)
     if not claimed <= PROPERTIES:
-        raise ValueError(f"unknown properties {sorted(claimed - PROPERTIES)}; "
-                         f"known: {sorted(PROPERTIES)}.")
+        unknown = sorted(claimed - PROPERTIES)
+        raise ValueError(f"`properties` has unknown name(s) {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(sorted(PROPERTIES))}."
+                         f"{did_you_mean(unknown[0], PROPERTIES)}")
     replace = bool_iv(replace, "replace")
     if isinstance(min_group_size, int):
         fixed = min_group_size

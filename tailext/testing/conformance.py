@@ -8,7 +8,6 @@ shrunk by hypothesis to a minimal falsifying example, which the report keeps.
 from __future__ import annotations
 
 import inspect
-import math
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
@@ -19,6 +18,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument, Unsatisfiable
 
+from .._arguments import did_you_mean, integer_iv, real_iv
 from ..rules import PROPERTIES, AdvantageRule, DiscreteRewardWarning, get_rule
 from .strategies import reward_batches
 
@@ -440,17 +440,15 @@ def _check_rule_iv(rule, properties, options, rtol, atol, max_examples):
         wanted = {properties} if isinstance(properties, str) else set(properties)
         unknown = sorted(wanted - set(CHECKABLE))
         if unknown:
-            raise ValueError(f"unknown properties {unknown}; checkable: {list(CHECKABLE)}.")
+            raise ValueError(f"`properties` has unknown name(s) {', '.join(map(repr, unknown))}"
+                             f"; checkable: {', '.join(CHECKABLE)}."
+                             f"{did_you_mean(unknown[0], CHECKABLE)}")
     wanted |= set(ALWAYS_CHECKED)
     if "deterministic" in wanted and "seed" not in accepted:
         wanted.add("batch_independent")
-    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1:
-        raise ValueError(f"`rtol` must be a number in [0, 1), got {rtol!r}.")
-    if (isinstance(atol, bool) or not isinstance(atol, (int, float))
-            or not 0 <= atol < math.inf):
-        raise ValueError(f"`atol` must be a finite number >= 0, got {atol!r}.")
-    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
-        raise ValueError(f"`max_examples` must be an int >= 1, got {max_examples!r}.")
+    real_iv(rtol, "rtol", low=0.0, high=1.0, high_open=True)
+    real_iv(atol, "atol", low=0.0)
+    integer_iv(max_examples, "max_examples", low=1)
     ordered = [p for p in CHECKABLE if p in wanted]
     return name, function, accepted, options, claimed, registered, ordered
 

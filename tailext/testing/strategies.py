@@ -40,6 +40,7 @@ from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from .._arguments import choice_iv, integer_iv, real_iv, shown
 from ..prefix import prefix_sizes, tail_count
 
 __all__ = [
@@ -72,11 +73,16 @@ NICE_TAIL_FRACTIONS = (0.25, 0.5, 0.1, 0.2, 1.0 / 3.0)
 
 def _size_range(size, name):
     """``int`` or ``(low, high)`` → ``(low, high)``, validated."""
-    low, high = (size, size) if isinstance(size, (int, np.integer)) else size
-    low, high = int(low), int(high)
+    if isinstance(size, (int, np.integer)) and not isinstance(size, (bool, np.bool_)):
+        low = high = int(size)
+    elif isinstance(size, (tuple, list)) and len(size) == 2:
+        low, high = (integer_iv(v, f"{name}[{i}]") for i, v in enumerate(size))
+    else:
+        raise TypeError(f"`{name}` must be an int >= 1 or a (low, high) pair, got "
+                        f"{shown(size)}.")
     if not 1 <= low <= high:
         raise ValueError(f"`{name}` must be an int >= 1 or a (low, high) pair with "
-                         f"1 <= low <= high, got {size!r}.")
+                         f"1 <= low <= high, got {shown(size)}.")
     return low, high
 
 
@@ -88,9 +94,9 @@ def tail_fractions(min_value=0.05, max_value=0.5):
     min_value, max_value : float
         Bounds, ``0 < min_value <= max_value < 1``.
     """
-    if not 0.0 < min_value <= max_value < 1.0:
-        raise ValueError(f"need 0 < min_value <= max_value < 1, got {min_value}, "
-                         f"{max_value}.")
+    min_value = real_iv(min_value, "min_value", low=0.0, high=1.0, low_open=True,
+                        high_open=True)
+    max_value = real_iv(max_value, "max_value", low=min_value, high=1.0, high_open=True)
     nice = [b for b in NICE_TAIL_FRACTIONS if min_value <= b <= max_value]
     floats = st.floats(min_value, max_value, allow_nan=False, allow_subnormal=False)
     return st.one_of(st.sampled_from(nice), floats) if nice else floats
@@ -98,8 +104,8 @@ def tail_fractions(min_value=0.05, max_value=0.5):
 
 def n_targets(min_value=2, max_value=4096):
     """Best-of-N budgets ``N`` in ``[min_value, max_value]``: 128 first, then integers."""
-    if not 2 <= min_value <= max_value:
-        raise ValueError(f"need 2 <= min_value <= max_value, got {min_value}, {max_value}.")
+    min_value = integer_iv(min_value, "min_value", low=2)
+    max_value = integer_iv(max_value, "max_value", low=min_value)
     nice = [n for n in (128, 2, 16, 1024) if min_value <= n <= max_value]
     return st.one_of(st.sampled_from(nice), st.integers(min_value, max_value))
 
@@ -211,7 +217,8 @@ def reward_batches(draw, *, batch_size=(1, 8), group_size=(2, 64), tail_fraction
     if m > _size_range(group_size, "group_size")[1]:
         high = max(low, min(high, 2))  # keep rare large groups cheap
     n_groups = draw(st.integers(low, high))
-    kind = draw(st.sampled_from(tuple(kinds)))
+    kinds = tuple(choice_iv(kind, "kinds", REWARD_KINDS) for kind in kinds)
+    kind = draw(st.sampled_from(kinds))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     base = np.array(_base_values(kind, (n_groups, m), rng, draw), dtype=np.float64)
