@@ -109,13 +109,11 @@ def describe(got, true):
 
 def measure_case(method, options, k, offset, seed):
     import tailext
-
-    u = base_rows(seed)
-    rewards = rewards_at(u, k, offset)
-    if rewards is None:
-        return None
     from tailext import reference
 
+    rewards = rewards_at(base_rows(seed), k, offset)
+    if rewards is None:
+        return None
     with np.errstate(all="ignore"):
         true = reference.exact_advantages(rewards, method, reference_options(method, options))
     representable = bool(np.all(np.isfinite(true)))
@@ -211,6 +209,8 @@ def run(seed):
 def cell(row):
     if row["status"] == "ok":
         return f"{row['ulps']:.3g}"
+    if row["status"] == "wrong" and row.get("ulps") is not None:
+        return f"wrong ({row['ulps']:.2g})"
     return row["status"]
 
 
@@ -238,8 +238,7 @@ def markdown(report):
               "| rule | int64 2^60 + small | float16 | float32 |", "|---|---|---|---|"]
     by_method = {}
     for row in report["inputs"]:
-        by_method.setdefault(row["method"], {})[row["input"]] = (
-            f"{row['ulps']:.3g}" if row["status"] == "ok" else row["status"])
+        by_method.setdefault(row["method"], {})[row["input"]] = cell(row)
     for method, cells in by_method.items():
         lines.append(f"| {method} | {cells.get('int64 2^60 + small', '')} | "
                      f"{cells.get('float16', '')} | {cells.get('float32', '')} |")
