@@ -37,8 +37,9 @@ def benchmarks(results, quick):
                            "--threads", "1"]
     verl = python + [str(HERE / "bench_verl.py"), "--out", str(results / "bench_verl")]
     scaling = python + [str(HERE / "bench_scaling.py"), "--out", str(results)]
-    # best of 10 (its default is 5): single cells swung up to 4x under the shared machine's load
-    advantages += ["--repeats", "3" if quick else "10"]
+    # medians of 25 interleaved rounds (10 left single cells swinging by 20 % under the
+    # shared machine's load)
+    advantages += ["--repeats", "5" if quick else "25"]
     if quick:
         verl += ["--shapes", "4096x16", "4096x64", "--repeats", "3", "--max-seconds", "10"]
         scaling += ["--quick"]

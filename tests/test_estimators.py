@@ -341,18 +341,3 @@ def test_prefix_tea_symmetric_is_average_of_directions():
     backward = tailext.prefix_tea_gradient(swapped, swapped_s, symmetric=False)
     np.testing.assert_allclose(tailext.prefix_tea_gradient(r, s), 0.5 * (forward + backward),
                                rtol=1e-12, atol=1e-15)
-
-
-def test_serial_and_parallel_builds_agree_exactly():
-    from tailext import _kernels
-    from tailext._parallel import PARALLEL_MIN_ELEMENTS
-
-    r = np.random.default_rng(12).normal(size=(64, 64))
-    assert r.size < PARALLEL_MIN_ELEMENTS  # the public call took the serial build
-    for raw, public in [(True, tailext.tea_raw_advantages(r)), (False, tailext.tea_advantages(r))]:
-        settings = (0.0, 0.5 * np.sqrt(tailext.tail_moments(0.25).v), 4.0,
-                    tailext.kappa(0.25, 128), raw)
-        parallel, _, status = _kernels.prefix_tea_batch.parallel(
-            r, np.array([64]), np.array([16]), np.ones(1), *settings)
-        np.testing.assert_array_equal(parallel, public)
-        assert not status.any()

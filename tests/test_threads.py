@@ -5,7 +5,8 @@ Each layer runs in its own subprocess (numba picks the layer once per process, f
 TBB can be loaded — concurrent parallel launches used to abort the process; the kernels now
 serialize their parallel launches (:mod:`tailext._parallel`). A layer that cannot be loaded
 on this machine is skipped, saying so (TBB needs the ``tbb`` package, with its ``lib``
-directory on ``LD_LIBRARY_PATH`` when installed by pip).
+directory on ``LD_LIBRARY_PATH`` when installed by pip). The serial and parallel builds of
+every kernel must also agree bit for bit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
+import numpy as np
 import pytest
+
+import tailext
+from tailext import _parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,3 +86,23 @@ def test_concurrent_calls_under_every_threading_layer(layer):
     name, threads, failures = done.stdout.split(maxsplit=2)
     assert name == layer and int(threads) == 2
     assert failures.strip() == "[]"
+
+
+@pytest.mark.parametrize("method", ["tea", "tea_raw", "prefix_tea", "grpo", "mean_centred",
+                                    "rloo", "bon_max_mean", "bon_max_second", "bon_mean",
+                                    "maxk_loo1", "chow_bon_rl", "cat_bon"])
+def test_serial_and_parallel_builds_agree_exactly(method, monkeypatch):
+    """The parallel build (forced here for a small batch) gives the serial build's bits."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has a single thread here")
+    rewards = np.random.default_rng(5).normal(size=(300, 48))
+    options = {"seed": 3} if method == "chow_bon_rl" else {}
+    serial = tailext.advantages(rewards, method=method, **options)
+    monkeypatch.setattr(_parallel, "PARALLEL_MIN_ELEMENTS", 0)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        parallel = tailext.advantages(rewards, method=method, **options)
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(parallel, serial)

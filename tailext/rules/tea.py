@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _kernels
 from .._arguments import integer_iv
-from ..estimators import prefix_plan, tail_settings_iv
+from ..estimators import prefix_plan, tail_settings_iv, top_blocks
 from ..prefix import prefix_sizes, tail_count, tail_fraction_ratio
 from .dispatch import check_status, checks_finite
 from .registry import register_rule
@@ -58,8 +58,8 @@ def _prefix_advantages(rewards, settings, arrays, raw=False):
     """The prefix kernel's ``(advantages, tied tails)``, its status checked."""
     sizes, counts, weights = arrays
     out, tied, status = _kernels.prefix_tea_batch(
-        rewards, sizes, counts, weights, settings.floor_abs, settings.floor_rel,
-        settings.inv_beta, settings.kappa, raw)
+        rewards, top_blocks(rewards, sizes, counts), sizes, counts, weights,
+        settings.floor_abs, settings.floor_rel, settings.inv_beta, settings.kappa, raw)
     check_status(status)
     return out, tied
 
