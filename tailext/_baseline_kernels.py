@@ -25,8 +25,9 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from ._kernels import (BAD_INPUT, BAD_OUTPUT, SCALE_CHECKED, frame_squares, frame_sum,
-                       mean_and_sd, nonfinite_in, row_frame, row_range, to_frame)
+from ._kernels import (FASTMATH, BAD_INPUT, BAD_OUTPUT, SCALE_CHECKED, frame_squares, frame_sum,
+                       mean_and_sd, nonfinite_in, row_frame, row_range, scaled_back,
+                       to_frame)
 from ._parallel import batched_kernel
 
 #: ``mode`` of :func:`centred_batch`.
@@ -67,7 +68,7 @@ def max_at_k_weights(m: int, k: int) -> MaxAtKWeights:
     return MaxAtKWeights(own, above)
 
 
-@batched_kernel
+@batched_kernel(fastmath=FASTMATH)
 def centred_batch(rewards, mode, eps, ddof):
     """Group-mean advantages → ``(out[B, m], status)``.
 
@@ -95,7 +96,7 @@ def centred_batch(rewards, mode, eps, ddof):
             denominator = np.sqrt(squares / (m - ddof)) + eps * (p * t)
             scale = 1.0 / denominator if denominator > 0.0 else 1.0
         elif mode == LEAVE_ONE_OUT:
-            scale = m / (m - 1.0) * g
+            scale = scaled_back(m / (m - 1.0), g)
         else:
             scale = g
         for i in range(m):
@@ -105,7 +106,7 @@ def centred_batch(rewards, mode, eps, ddof):
     return out, status
 
 
-@batched_kernel
+@batched_kernel(fastmath=FASTMATH)
 def bon_max_batch(rewards, second, normalize, eps):
     """BoN-max advantages → ``(out[B, m], status)``: 0 except at the first maximum ``i*``.
 
@@ -128,7 +129,7 @@ def bon_max_batch(rewards, second, normalize, eps):
         while row[best] != hi:
             best += 1
         if not second:
-            value = (0.0 - total / m) * g  # x of the maximum is 0
+            value = scaled_back(0.0 - total / m, g)  # x of the maximum is 0
         else:
             runner_up = -math.inf
             for i in range(m):
@@ -140,14 +141,14 @@ def bon_max_batch(rewards, second, normalize, eps):
                 denominator = np.sqrt(squares / (m - 1)) + eps * (p * t)
                 value = gap / denominator if denominator > 0.0 else gap
             else:
-                value = gap * g
+                value = scaled_back(gap, g)
         out[b, best] = value
         if not math.isfinite(value):
             status[b] = BAD_OUTPUT
     return out, status
 
 
-@batched_kernel
+@batched_kernel(fastmath=FASTMATH)
 def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
     """max@k advantages given ``order = argsort(rewards, axis=1)`` → ``(out[B, m], status)``.
 
@@ -176,7 +177,7 @@ def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
         p, q, t, g = row_frame(hi, lo)
         total = 0.0
         if leave_one_out:
-            factor = scale * g
+            factor = scaled_back(scale, g)
             for i in range(m):
                 x = to_frame(row[rank[i]], p, q, t)
                 result[rank[i]] = factor * (own[i] * x - total) + 0.0  # + 0.0: no −0.0
@@ -198,7 +199,7 @@ def max_at_k_batch(rewards, order, own, above, leave_one_out, eps, scale):
     return out, status
 
 
-@batched_kernel
+@batched_kernel(fastmath=FASTMATH)
 def cat_bon_batch(rewards, order, exponent, eps):
     """CAT-BoN advantages given ``order = argsort(rewards, axis=1)`` → ``(out[B, m], status)``.
 
@@ -243,7 +244,7 @@ def cat_bon_batch(rewards, order, exponent, eps):
     return out, status
 
 
-@batched_kernel
+@batched_kernel(fastmath=FASTMATH)
 def chow_bon_rl_batch(rewards, selected):
     """Chow BoN-RL advantages for selection masks ``selected[B, m]`` (True = ``Sel``) →
     ``(out[B, m], status)``.
@@ -277,12 +278,12 @@ def chow_bon_rl_batch(rewards, selected):
         for i in range(m):
             if not chosen[i] and row[i] <= r_best:
                 count += 1
-        share = gain * (n_select - 1) / max(count, 1) * g
+        share = scaled_back(gain * (n_select - 1) / max(count, 1), g)
         result = out[b]
         for i in range(m):
             if not chosen[i] and row[i] <= r_best:
                 result[i] = share
-        result[best] = gain * g
+        result[best] = scaled_back(gain, g)
         if nonfinite_in(result, m):
             status[b] = BAD_OUTPUT
     return out, status

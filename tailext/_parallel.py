@@ -38,15 +38,15 @@ _LAUNCH_LOCK = threading.Lock()
 class BatchedKernel:
     """Callable pair of builds; ``.serial`` and ``.parallel`` stay reachable for tests."""
 
-    def __init__(self, function):
-        self.parallel = njit(cache=True, parallel=True)(function)
+    def __init__(self, function, fastmath=False):
+        self.parallel = njit(cache=True, parallel=True, fastmath=fastmath)(function)
         # A renamed copy gets its own on-disk cache entry (numba keys caches by qualname).
         twin = types.FunctionType(function.__code__, function.__globals__,
                                   function.__name__ + "_serial", function.__defaults__,
                                   function.__closure__)
         twin.__qualname__ = function.__qualname__ + "_serial"
         twin.__doc__ = function.__doc__
-        self.serial = njit(cache=True)(twin)
+        self.serial = njit(cache=True, fastmath=fastmath)(twin)
         self.__doc__ = function.__doc__
         self.__name__ = function.__name__
 
@@ -57,6 +57,10 @@ class BatchedKernel:
             return self.parallel(*args)
 
 
-def batched_kernel(function) -> BatchedKernel:
-    """Decorator: compile ``function`` serially and in parallel, dispatch by batch size."""
-    return BatchedKernel(function)
+def batched_kernel(function=None, *, fastmath=False):
+    """Decorator: compile ``function`` serially and in parallel (both with numba's
+    ``fastmath`` flags), dispatch by batch size; ``@batched_kernel`` or
+    ``@batched_kernel(fastmath=...)``."""
+    if function is None:
+        return lambda f: BatchedKernel(f, fastmath)
+    return BatchedKernel(function, fastmath)
