@@ -12,7 +12,9 @@ for TEA also to a fused one-pass numba GRPO-Z (:func:`fused_grpo_z`). The wrappe
 of :func:`tailext.advantages` (validation, dispatch, output check) is the median time of the
 call with the rule's kernel replaced by one that returns a precomputed result, relative to
 the median time of the kernel itself (``rule.numpy`` on the validated batch). Results are
-written as JSON (machine, versions, configuration, seed) and a markdown table into ``--out``.
+written as a record of the shared schema (``tailext.validate.records``: configuration, seed,
+environment, timing, completeness) in ``bench_advantages.json`` and a markdown table in
+``bench_advantages.md`` into ``--out``, after every shape.
 
 Usage::
 
@@ -34,8 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import platform
 import statistics
 import sys
@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 from numba import njit
+
+from tailext.validate.records import Clock, environment, new_record, write_record, write_text
 
 DEFAULT_SHAPES = ("4096x16", "4096x64", "1024x1024")
 TARGET_SHAPE = "4096x64"
@@ -230,30 +232,10 @@ def shape_rows(rewards, methods, backends, rounds, extra_rows=()):
     return rows
 
 
-def environment(threads):
-    import numba
-    import scipy
-
-    import tailext
-
-    versions = {"python": platform.python_version(), "numpy": np.__version__,
-                "scipy": scipy.__version__, "numba": numba.__version__,
-                "tailext": tailext.__version__}
-    try:
-        import torch
-
-        versions["torch"] = torch.__version__
-        torch_threads = torch.get_num_threads()
-    except ImportError:
-        torch_threads = None
-    return {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "python_implementation":
-                        platform.python_implementation()},
-        "versions": versions,
-        "threads": {"requested": threads, "numba": numba.get_num_threads(),
-                    "torch": torch_threads},
-    }
+def benchmark_environment(packages=()) -> dict:
+    """The shared record environment plus the processor and Python implementation."""
+    return {**environment(packages), "processor": platform.processor() or platform.machine(),
+            "python_implementation": platform.python_implementation()}
 
 
 def set_allocator(allocator):
@@ -294,17 +276,19 @@ def _ms(seconds):
     return f"{1e3 * seconds:.3g} ms"
 
 
-def markdown(report):
-    config = report["config"]
+def markdown(record):
+    config, rows = record["configuration"], record["results"]["rows"]
     shapes = config["shapes"]
-    threads = report["environment"]["threads"]
-    machine = report["environment"]["machine"]
+    env = record["environment"]
+    threads = env["threads"]
+    versions = ", ".join(f"{name} {env[name]}" for name in
+                         ("python", "numpy", "scipy", "numba", "tailext", "torch")
+                         if env.get(name))
     lines = [f"# Advantage benchmark (numba threads {threads['numba']}, torch threads "
-             f"{threads['torch']})", "",
-             f"Command: `{config['command']}`. Machine: {machine['platform']}, "
-             f"{machine['cpu_count']} CPUs{', ' + machine['processor'] if machine['processor'] else ''}; "
-             + ", ".join(f"{k} {v}" for k, v in report["environment"]["versions"].items())
-             + f". Seed {config['seed']}, float64, allocator {config['allocator']}.", "",
+             f"{threads.get('torch')})", "",
+             f"Command: `{config['command']}`. Machine: {env['platform']}, "
+             f"{env['cpu_count']} CPUs ({env.get('processor')}); {versions}. Seed "
+             f"{record['seed']}, float64, allocator {config['allocator']}.", "",
              f"Median over {config['repeats']} interleaved rounds (shuffled order) of the "
              "wall time per call, and its ratio to numpy GRPO-Z `(r - r.mean(1)) / "
              "(r.std(1, ddof=1) + 1e-6)` on the same array in the same rounds, in wall time "
@@ -313,7 +297,7 @@ def markdown(report):
              "| method | backend | " + " | ".join(shapes) + " |",
              "|---|---|" + "---|" * len(shapes)]
     cells = {}
-    for row in report["results"]:
+    for row in rows:
         key = (row["method"], row["backend"])
         if row.get("seconds") is None:
             text = "n/a"
@@ -324,7 +308,7 @@ def markdown(report):
     for (method, backend), by_shape in cells.items():
         lines.append(f"| {method} | {backend} | "
                      + " | ".join(by_shape.get(shape, "") for shape in shapes) + " |")
-    overhead = [row for row in report["results"] if "overhead" in row]
+    overhead = [row for row in rows if "overhead" in row]
     if overhead:
         lines += ["", "Wrapper overhead of `tailext.advantages` (validation, dispatch, output "
                       "check: the call around a kernel that returns a precomputed result) "
@@ -338,7 +322,7 @@ def markdown(report):
         for method, by_shape in table.items():
             lines.append(f"| {method} | " + " | ".join(by_shape.get(shape, "")
                                                       for shape in shapes) + " |")
-    targets = report.get("targets")
+    targets = record["results"].get("targets")
     if targets:
         verdict = {True: "met", False: "missed", None: "not measured"}
         lines += ["", f"Targets on {TARGET_SHAPE}, {threads['numba']} thread(s) (wall; CPU "
@@ -350,13 +334,17 @@ def markdown(report):
             lines.append(f"- {target['label']}: {target['value']:.3g} (CPU "
                          f"{target['cpu_value']:.3g}), target ≤ {target['limit']}: "
                          f"{verdict[target['met']]}.")
+    if not record["completeness"]["complete"]:
+        lines += ["", f"**Interrupted**: {record['completeness']['finished']} of "
+                      f"{record['completeness']['total']} shapes measured."]
     return "\n".join(lines) + "\n"
 
 
-def write(report, out):
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_advantages.json").write_text(json.dumps(report, indent=2))
-    (out / "bench_advantages.md").write_text(markdown(report))
+def write(record, out, clock, *, interrupted=False):
+    """The record (shared schema) and its markdown, atomically."""
+    clock.stamp(record, cells_run=record["completeness"]["finished"], interrupted=interrupted)
+    write_record(out / "bench_advantages.json", record)
+    write_text(out / "bench_advantages.md", markdown(record))
 
 
 def _targets(results):
@@ -399,12 +387,16 @@ def main(argv=None, extra_rows=()):
                         choices=["numba", "torch"])
     parser.add_argument("--repeats", type=int, default=25,
                         help="interleaved rounds per shape (each times every call once)")
+    parser.add_argument("--quick", action="store_true",
+                        help="5 rounds per shape (recorded as a quick run)")
     parser.add_argument("--threads", type=int, default=None,
                         help="numba and torch thread count (the targets are for 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rewards")
     parser.add_argument("--allocator", choices=["default", "no-trim"], default="default",
                         help="glibc allocator setting (see set_allocator)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats = 5
     if args.repeats < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--repeats and --threads must be >= 1")
     set_threads(args.threads)
@@ -417,20 +409,23 @@ def main(argv=None, extra_rows=()):
     shapes = [f"{b}x{m}" for b, m in args.shapes]
     command = "python benchmarks/bench_advantages.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
-    report = {"config": {"shapes": shapes, "methods": methods, "backends": args.backends,
-                         "repeats": args.repeats, "threads": args.threads, "seed": args.seed,
-                         "dtype": "float64", "statistic": "median of interleaved rounds",
-                         "allocator": args.allocator,
-                         "baseline": "numpy (r - mean)/(std(ddof=1) + 1e-6)",
-                         "command": command.strip()},
-              "environment": environment(args.threads), "results": []}
+    config = {"shapes": shapes, "methods": methods, "backends": args.backends,
+              "repeats": args.repeats, "threads": args.threads, "dtype": "float64",
+              "statistic": "median of interleaved rounds", "allocator": args.allocator,
+              "baseline": "numpy (r - mean)/(std(ddof=1) + 1e-6)",
+              "command": command.strip()}
+    clock = Clock()
+    record = new_record("bench_advantages", seed=args.seed, configuration=config,
+                        mode="quick" if args.quick else "full", total=len(shapes))
+    record["environment"] = benchmark_environment()
+    record["results"] = {"rows": [], "targets": None}
+    args.out.mkdir(parents=True, exist_ok=True)
     try:
         from tqdm import tqdm
     except ImportError:  # progress bar is optional
         def tqdm(items, **_):
             return items
     rng = np.random.default_rng(args.seed)
-    start = time.perf_counter()
     try:
         for (n_groups, m), shape in tqdm(list(zip(args.shapes, shapes)), desc="shapes"):
             rewards = rng.normal(size=(n_groups, m))
@@ -444,16 +439,17 @@ def main(argv=None, extra_rows=()):
                      for backend in args.backends]
             for row in rows:
                 row["shape"] = shape
-            report["results"] += rows
-            write(report, args.out)  # partial results survive an interrupt
+            record["results"]["rows"] += rows
+            record["completeness"]["finished"] += 1
+            write(record, args.out, clock)  # partial results survive an interrupt
     except KeyboardInterrupt:
-        report["interrupted"] = True
         print("interrupted: writing the results measured so far", file=sys.stderr)
-    report["seconds"] = time.perf_counter() - start
-    report["targets"] = _targets(report["results"])
-    write(report, args.out)
-    print(markdown(report))
-    return 0
+    done = record["completeness"]
+    done["complete"] = done["finished"] == done["total"]
+    record["results"]["targets"] = _targets(record["results"]["rows"])
+    write(record, args.out, clock, interrupted=not done["complete"])
+    print(markdown(record))
+    return 0 if done["complete"] else 130
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ OFFSET = 3 * 2 ** 20  # ≈ 10^6 × the spread of u (which is ≈ 3)
 #: (method, options): every rule, and the options that change its invariance (an absolute
 #: floor, no ε, normalization).
 CASES = [
-    ("tea", {}), ("tea", {"scale_floor": 0.3}), ("tea_raw", {}), ("prefix_tea", {}),
+    ("tea", {}), ("tea", {"scale_floor": 0.3}), ("tea_raw", {}),
+    ("prefix_tea", {"ordering": "given"}),
     ("grpo", {}), ("grpo", {"eps": 0.0, "ddof": 0}), ("mean_centred", {}), ("rloo", {}),
     ("bon_max_mean", {}), ("bon_max_second", {}), ("bon_max_second", {"normalize": True}),
     ("bon_mean", {}), ("maxk_loo1", {}), ("chow_bon_rl", {"seed": 0}), ("cat_bon", {}),

@@ -18,7 +18,8 @@ Usage::
     python benchmarks/bench_scaling.py --out benchmarks/results            # full sweep
     python benchmarks/bench_scaling.py --out benchmarks/results --quick    # about a minute
 
-Writes ``bench_scaling.json`` (configuration, seed, machine, versions, every timing) and
+Writes ``bench_scaling.json`` (a record of the shared schema, ``tailext.validate.records``:
+configuration, seed, environment, timing, completeness, every measurement) and
 ``bench_scaling.md`` into ``--out``; partial results are written after every cell, so an
 interrupted run (Ctrl-C) keeps what it measured.
 """
@@ -34,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_advantages import environment, numpy_grpo_z, paired_best_times, set_threads
+from bench_advantages import benchmark_environment, numpy_grpo_z, paired_best_times, set_threads
+
+from tailext.validate.records import Clock, new_record, write_record, write_text
 
 FULL = {"b_grid": [64, 256, 1024, 4096, 16384, 65536], "b_sweep_m": 64,
         "m_grid": [16, 64, 256, 1024, 4096], "m_sweep_samples": 2 ** 18, "repeats": 5}
@@ -121,12 +124,13 @@ def mebibytes(value):
     return f"{value / 2 ** 20:.1f} MiB"
 
 
-def markdown(report):
-    config, env = report["config"], report["environment"]
-    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+def markdown(record):
+    config, env, report = record["configuration"], record["environment"], record["results"]
+    versions = ", ".join(f"{k} {env[k]}" for k in ("python", "numpy", "scipy", "numba",
+                                                   "tailext", "torch") if env.get(k))
     lines = [
         "# Scaling of the TEA / Prefix-TEA kernels", "",
-        f"Machine: {env['machine']['platform']}, {env['machine']['cpu_count']} CPUs; "
+        f"Machine: {env['platform']}, {env['cpu_count']} CPUs; "
         f"{versions}; numba threads {env['threads']['numba']}.",
         f"Config: {'quick' if config['quick'] else 'full'} run; each cell is the best of at "
         f"least {config['repeats']} calls (more for fast cells, about 0.5 s of calls, at "
@@ -136,7 +140,7 @@ def markdown(report):
         "the machine's load.", ""]
     for sweep, title in (("B", f"Growing B at m = {config['b_sweep_m']}"),
                          ("m", f"Growing m at B·m = {config['m_sweep_samples']}")):
-        rows = [row for row in report["results"] if row["sweep"] == sweep]
+        rows = [row for row in report["rows"] if row["sweep"] == sweep]
         if not rows:
             continue
         lines += [f"## {title}", "",
@@ -171,7 +175,7 @@ def markdown(report):
                   "copy). Peak-RSS growth is the rise of the resident set's high-water mark "
                   "during the call (Linux `VmHWM`, reset after compilation in a fresh "
                   "process), so it includes numba's work buffers.", ""]
-    if report.get("interrupted"):
+    if not record["completeness"]["complete"]:
         lines += ["**Interrupted**: the tables hold the cells measured before Ctrl-C.", ""]
     return "\n".join(lines)
 
@@ -186,10 +190,11 @@ def flatness(rows):
     return spread
 
 
-def write(report, out):
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_scaling.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "bench_scaling.md").write_text(markdown(report))
+def write(record, out, clock, *, interrupted=False):
+    """The record (shared schema) and its markdown, atomically."""
+    clock.stamp(record, cells_run=record["completeness"]["finished"], interrupted=interrupted)
+    write_record(out / "bench_scaling.json", record)
+    write_text(out / "bench_scaling.md", markdown(record))
 
 
 def main(argv=None):
@@ -220,10 +225,14 @@ def main(argv=None):
               "options": "defaults: tail_fraction=0.25, n_target=128, order=2, n_prefixes=3",
               "baseline": "numpy (r - mean)/(std + 1e-6) per row",
               "tailext_version": tailext.__version__}
-    report = {"benchmark": "bench_scaling", "config": config,
-              "environment": environment(args.threads), "results": [], "memory": []}
     cells = [("B", b, grid["b_sweep_m"]) for b in grid["b_grid"]]
     cells += [("m", grid["m_sweep_samples"] // m, m) for m in grid["m_grid"]]
+    clock = Clock()
+    record = new_record("bench_scaling", seed=args.seed, configuration=config,
+                        mode="quick" if args.quick else "full", total=len(cells) + 1)
+    record["environment"] = benchmark_environment()
+    record["results"] = {"rows": [], "memory": []}
+    report = record["results"]
     try:
         from tqdm import tqdm
     except ImportError:  # the progress bar is optional
@@ -232,18 +241,21 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     try:
         for sweep, n_groups, m in tqdm(cells, desc="cells"):
-            report["results"] += time_cell(sweep, n_groups, m, grid["repeats"], rng)
-            write(report, args.out)
+            report["rows"] += time_cell(sweep, n_groups, m, grid["repeats"], rng)
+            record["completeness"]["finished"] += 1
+            write(record, args.out, clock)
         largest = max(grid["b_grid"])
-        for name in KERNELS:
-            report["memory"].append(memory_in_subprocess(name, largest, grid["b_sweep_m"],
-                                                         args.seed, args.threads))
+        memory = [memory_in_subprocess(name, largest, grid["b_sweep_m"], args.seed,
+                                       args.threads) for name in KERNELS]
+        report["memory"] = memory
+        record["completeness"]["finished"] += 1
     except KeyboardInterrupt:
-        report["interrupted"] = True
         print("interrupted: writing the results measured so far", file=sys.stderr)
-    write(report, args.out)
-    print(markdown(report))
-    return 0
+    done = record["completeness"]
+    done["complete"] = done["finished"] == done["total"]
+    write(record, args.out, clock, interrupted=not done["complete"])
+    print(markdown(record))
+    return 0 if done["complete"] else 130
 
 
 if __name__ == "__main__":

@@ -11,25 +11,26 @@ Usage::
     python benchmarks/bench_verl.py                       # 4096x16, 4096x64, 1024x1024
     python benchmarks/bench_verl.py --shapes 4096x16 --methods tea prefix_tea --repeats 5
 
-Writes ``<out>.json`` (configuration, seed, machine, versions, every timing) and
-``<out>.md``; partial results are written after every measurement, so an interrupted run
-(Ctrl-C) keeps what it measured.
+Writes ``<out>.json`` (a record of the shared schema, ``tailext.validate.records``:
+configuration, seed, environment, timing, completeness, every timing) and ``<out>.md``;
+partial results are written after every measurement, so an interrupted run (Ctrl-C) keeps
+what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from bench_advantages import parse_shape  # same BxM syntax as the advantage benchmark
+from bench_advantages import benchmark_environment, parse_shape  # same BxM syntax
+
+from tailext.validate.records import Clock, new_record, write_record, write_text
+
+QUICK = {"shapes": [(4096, 16), (4096, 64)], "repeats": 3, "max_seconds": 10.0}
 
 VERL_BUILTINS = ("grpo", "grpo_vectorized")
 REFERENCE = "grpo"  # verl's per-sample-loop estimator: the ratio's denominator
@@ -52,6 +53,9 @@ def configure_parser(parser):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/bench_verl",
                         help="output path without extension (.json and .md are written)")
+    parser.add_argument("--quick", action="store_true",
+                        help="shapes 4096x16 and 4096x64, 3 repeats, at most 10 s per "
+                             "estimator (recorded as a quick run)")
     return parser
 
 
@@ -82,38 +86,17 @@ def time_calls(function, kwargs, repeats, max_seconds):
     return wall, cpu
 
 
-def environment():
-    import torch
-
-    def version(name):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    import tailext
-
-    return {
-        "python": sys.version.split()[0], "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "versions": {"tailext": tailext.__version__, "verl": version("verl"),
-                     "torch": torch.__version__, "numpy": np.__version__,
-                     "numba": version("numba")},
-    }
-
-
-def write_results(out, report):
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+def write_results(out, record, clock, *, interrupted=False):
+    """The record (shared schema) and its markdown, atomically."""
+    clock.stamp(record, cells_run=record["completeness"]["finished"], interrupted=interrupted)
+    write_record(out.with_suffix(".json"), record)
+    env, config = record["environment"], record["configuration"]
     lines = [
         "# tailext rules through verl vs verl's built-in estimators", "",
-        f"verl {report['environment']['versions']['verl']}, tailext "
-        f"{report['environment']['versions']['tailext']}, torch "
-        f"{report['environment']['versions']['torch']}, {report['environment']['processor']} "
-        f"({report['environment']['cpu_count']} CPUs, torch threads: "
-        f"{report['environment']['torch_threads']}). Seed {report['config']['seed']}, T = "
-        f"{report['config']['response_length']}. Median seconds per call; ratio = verl `grpo`"
+        f"verl {env['verl']}, tailext {env['tailext']}, torch {env['torch']}, "
+        f"{env['processor']} ({env['cpu_count']} CPUs, torch threads: "
+        f"{env['threads'].get('torch')}). Seed {config['seed']}, T = "
+        f"{config['response_length']}. Median seconds per call; ratio = verl `grpo`"
         " time / this estimator's time, on the same batch in the same run "
         "(> 1: faster than verl's `grpo`); the CPU columns use process CPU time, which "
         "other load on the machine disturbs less.", "",
@@ -125,14 +108,14 @@ def write_results(out, report):
     def ratio(value):
         return "" if value is None else f"{value:.1f}×"
 
-    for row in report["results"]:
+    for row in record["results"]["rows"]:
         lines.append(f"| {row['shape']} | `{row['estimator']}` | {row['source']} | "
                      f"{len(row['times_s'])} | {row['median_s']:.4g} | "
                      f"{ratio(row['ratio_vs_verl_grpo'])} | {row['median_cpu_s']:.4g} | "
                      f"{ratio(row['cpu_ratio_vs_verl_grpo'])} |")
-    if report.get("interrupted"):
+    if not record["completeness"]["complete"] and interrupted:
         lines += ["", "*Interrupted: partial results.*"]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 def run(args):
@@ -148,17 +131,21 @@ def run(args):
     methods = args.methods or tailext.available_methods()
     for method in methods:
         tailext.get_rule(method)  # unknown -> clear error before any timing
-    report = {"config": {"shapes": [f"{b}x{m}" for b, m in args.shapes], "methods": methods,
-                         "verl_builtins": list(VERL_BUILTINS),
-                         "response_length": args.response_length, "repeats": args.repeats,
-                         "max_seconds": args.max_seconds, "seed": args.seed,
-                         "torch_threads": args.torch_threads},
-              "environment": environment(), "results": [], "interrupted": False}
+    config = {"shapes": [f"{b}x{m}" for b, m in args.shapes], "methods": methods,
+              "verl_builtins": list(VERL_BUILTINS), "response_length": args.response_length,
+              "repeats": args.repeats, "max_seconds": args.max_seconds, "seed": args.seed,
+              "torch_threads": args.torch_threads}
     out = Path(args.out)
     jobs = [(shape, name, "verl built-in") for shape in args.shapes for name in VERL_BUILTINS]
     jobs += [(shape, names[method], "tailext via verl") for shape in args.shapes
              for method in methods]
     jobs.sort(key=lambda job: args.shapes.index(job[0]))
+    clock = Clock()
+    record = new_record("bench_verl", seed=args.seed, configuration=config,
+                        mode="quick" if args.quick else "full", total=len(jobs))
+    record["environment"] = benchmark_environment(packages=("verl",))
+    record["results"] = {"rows": []}
+    report = record["results"]
     batches = {}
     try:
         for (groups, size), name, source in tqdm(jobs, desc="estimators"):
@@ -175,16 +162,18 @@ def run(args):
                    "median_s": statistics.median(times), "cpu_times_s": cpu_times,
                    "median_cpu_s": statistics.median(cpu_times)}
             reference = row if name == REFERENCE else next(
-                (done for done in report["results"]
+                (done for done in report["rows"]
                  if done["shape"] == shape and done["estimator"] == REFERENCE), None)
             for key, ratio_key in (("median_s", "ratio_vs_verl_grpo"),
                                    ("median_cpu_s", "cpu_ratio_vs_verl_grpo")):
                 row[ratio_key] = None if reference is None else reference[key] / row[key]
-            report["results"].append(row)
-            write_results(out, report)
+            report["rows"].append(row)
+            record["completeness"]["finished"] += 1
+            record["completeness"]["complete"] = (record["completeness"]["finished"]
+                                                  == record["completeness"]["total"])
+            write_results(out, record, clock)
     except KeyboardInterrupt:
-        report["interrupted"] = True
-        write_results(out, report)
+        write_results(out, record, clock, interrupted=True)
         print("interrupted; partial results written", file=sys.stderr)
         return 130
     print(out.with_suffix(".md").read_text())
@@ -193,7 +182,11 @@ def run(args):
 
 def main(argv=None):
     parser = configure_parser(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ Each benchmark runs as its own process (``bench_advantages.py``, ``bench_verl.py
 ``bench_scaling.py``), writes JSON + markdown into ``--results``, and its markdown goes
 into the README unchanged except for heading levels. A benchmark that cannot run (verl not
 installed, a failure, a timeout) gets a line saying why, never a silently missing table.
-The validation run times are read from the JSON records of ``tailext validate`` found under
-``docs/`` and ``--validation-dirs``.
+Every timing in the report comes from a record of the one schema
+(``tailext.validate.records``): each benchmark's JSON, and the ``tailext validate`` records
+found under ``docs/results/`` and ``--validation-dirs`` (wall and CPU time summed over every
+invocation of a resumed run).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
-import json
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tailext.validate.records import RecordError, read_record
+from tailext.validate.reporting import seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -33,40 +36,43 @@ HERE = Path(__file__).resolve().parent
 def benchmarks(results, quick):
     """``(name, command, markdown file, needs)`` of every benchmark, quick or full."""
     python = [sys.executable]
+    quick_flag = ["--quick"] if quick else []
+    # its default: medians of 25 interleaved rounds (10 left single cells swinging by 20 %
+    # under the shared machine's load); --quick: 5
     advantages = python + [str(HERE / "bench_advantages.py"), "--out", str(results),
-                           "--threads", "1"]
+                           "--threads", "1"] + quick_flag
     verl = python + [str(HERE / "bench_verl.py"), "--out", str(results / "bench_verl")]
     scaling = python + [str(HERE / "bench_scaling.py"), "--out", str(results)]
-    # medians of 25 interleaved rounds (10 left single cells swinging by 20 % under the
-    # shared machine's load)
-    advantages += ["--repeats", "5" if quick else "25"]
-    if quick:
-        verl += ["--shapes", "4096x16", "4096x64", "--repeats", "3", "--max-seconds", "10"]
-        scaling += ["--quick"]
     return [("bench_advantages", advantages, results / "bench_advantages.md", ()),
-            ("bench_verl", verl, results / "bench_verl.md", ("verl",)),
-            ("bench_scaling", scaling, results / "bench_scaling.md", ())]
+            ("bench_verl", verl + quick_flag, results / "bench_verl.md", ("verl",)),
+            ("bench_scaling", scaling + quick_flag, results / "bench_scaling.md", ())]
 
 
 def run_benchmark(name, command, needs, timeout):
-    """Run one benchmark; ``(status line, wall seconds)``."""
+    """Run one benchmark; its status line."""
     missing = [package for package in needs if importlib.util.find_spec(package) is None]
     if missing:
-        return f"not run: needs {', '.join(missing)} (see docs/integrations.md)", None
+        return f"not run: needs {', '.join(missing)} (see docs/integrations.md)"
     if not Path(command[1]).exists():
-        return f"not run: {Path(command[1]).name} is not in this checkout", None
+        return f"not run: {Path(command[1]).name} is not in this checkout"
     print(f"[report] {name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
-    start = time.perf_counter()
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                               timeout=timeout)
     except subprocess.TimeoutExpired:
-        return f"timed out after {timeout} s (partial results, if any, are shown)", timeout
-    wall = time.perf_counter() - start
+        return f"timed out after {timeout} s (partial results, if any, are shown)"
     if done.returncode != 0:
         tail = " ".join(done.stderr.strip().splitlines()[-3:])
-        return f"failed (exit {done.returncode}): {tail}", wall
-    return "ok", wall
+        return f"failed (exit {done.returncode}): {tail}"
+    return "ok"
+
+
+def record_of(markdown_file):
+    """The benchmark's record (``<name>.json`` beside its markdown), or None."""
+    try:
+        return read_record(markdown_file.with_suffix(".json"))
+    except RecordError:
+        return None
 
 
 def demoted(markdown):
@@ -79,64 +85,42 @@ def demoted(markdown):
     return "\n".join(lines)
 
 
-def wall_seconds(record):
-    """A validation record's ``(wall, cpu)`` seconds, wherever its writer put them."""
-    for holder in (record, record.get("environment"), record.get("timing")):
-        if not isinstance(holder, dict):
-            continue
-        for wall_key, cpu_key in (("wall_s", "cpu_s"), ("wall_seconds", "cpu_seconds")):
-            if isinstance(holder.get(wall_key), (int, float)):
-                return holder[wall_key], holder.get(cpu_key)
-    return None, None
-
-
-def check_name(record):
-    """``tailext validate`` records name their check as ``check`` or ``tool``; else None."""
-    name = record.get("check") or record.get("tool")
-    return name.removeprefix("tailext validate ") if isinstance(name, str) else None
-
-
 def validation_times(directories):
-    """One row per ``tailext validate`` JSON record found in ``directories``."""
+    """One row per ``tailext validate`` record found in ``directories``."""
     rows = []
     for directory in directories:
         for path in sorted(Path(directory).glob("**/*.json")):
             try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
+                record = read_record(path)
+            except RecordError:
                 continue
-            if not isinstance(record, dict) or check_name(record) is None:
+            if record is None or record["check"].startswith("bench_"):
                 continue
-            wall, cpu = wall_seconds(record)
-            rows.append({"check": check_name(record), "quick": record.get("quick"),
-                         "complete": record.get("complete"), "wall_s": wall, "cpu_s": cpu,
+            rows.append({"check": record["check"], "record": record,
                          "file": path.relative_to(ROOT).as_posix()
                          if path.is_relative_to(ROOT) else str(path)})
     return rows
 
 
-def seconds(value):
-    return "n/a" if value is None else f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
-
-
 def validation_section(rows):
     lines = ["## Validation run times", "",
-             "Read from the JSON record each `tailext validate` run writes (its own clock). "
-             "CPU time is the better guide on a loaded machine.", ""]
-    posttrain = ("The post-training runs (`tailext validate posttrain`) resume from "
-                 "checkpoints, so their JSON holds the time of the last invocation only; "
-                 "their measured wall and CPU times are in "
-                 "`validation/results/posttrain/README.md`.")
+             "Read from the record each `tailext validate` run writes (its own clock, summed "
+             "over every invocation of a resumed run; CPU counts every thread). CPU time is "
+             "the better guide on a loaded machine.", ""]
     if not rows:
         return lines + ["No validation records found (run `tailext validate ... --out DIR` "
-                        "and pass `--validation-dirs DIR`).", "", posttrain, ""]
-    lines += ["| check | mode | complete | wall | CPU | record |", "|---|---|---|---|---|---|"]
+                        "and pass `--validation-dirs DIR`).", ""]
+    lines += ["| check | mode | cells | invocations | wall | CPU | record |",
+              "|---|---|---|---|---|---|---|"]
     for row in rows:
-        mode = {True: "--quick", False: "default", None: "–"}[row["quick"]]
-        complete = {True: "yes", False: "partial", None: "–"}[row["complete"]]
-        lines.append(f"| `{row['check']}` | {mode} | {complete} | {seconds(row['wall_s'])} | "
-                     f"{seconds(row['cpu_s'])} | `{row['file']}` |")
-    return lines + ["", posttrain, ""]
+        record = row["record"]
+        done, timing = record["completeness"], record["timing"]
+        cells = f"{done['finished']} of {done['total']}" + ("" if done["complete"]
+                                                            else " (partial)")
+        lines.append(f"| `{row['check']}` | {done['mode']} | {cells} | "
+                     f"{len(timing['invocations'])} | {seconds(timing['wall_s'])} | "
+                     f"{seconds(timing['cpu_s'])} | `{row['file']}` |")
+    return lines + [""]
 
 
 def versions():
@@ -168,16 +152,20 @@ def render(statuses, results, validation_rows, quick):
         "results are the **ratios**, each measured against a baseline on the same data in "
         "the same run. Each section states its machine, versions and configuration, and "
         f"the JSON files in `{results_dir}` have every timing.", "",
-        "| benchmark | status | wall |", "|---|---|---|"]
-    for name, (status, wall) in statuses.items():
-        lines.append(f"| `{name}` | {status} | {seconds(wall)} |")
+        "| benchmark | status | mode | wall | CPU |", "|---|---|---|---|---|"]
+    for name, status in statuses.items():
+        record = record_of(results[name])
+        timing = record["timing"] if record else {}
+        mode = record["completeness"]["mode"] if record else "–"
+        lines.append(f"| `{name}` | {status} | {mode} | {seconds(timing.get('wall_s'))} | "
+                     f"{seconds(timing.get('cpu_s'))} |")
     lines.append("")
     for name, markdown_file in results.items():
         if markdown_file.exists():  # its own title becomes the section heading
             lines += [f"<!-- {name}: {markdown_file.name} -->",
                       demoted(markdown_file.read_text()).strip(), ""]
         else:
-            lines += [f"## {name}", "", f"No results ({statuses[name][0]}).", ""]
+            lines += [f"## {name}", "", f"No results ({statuses[name]}).", ""]
     lines += validation_section(validation_rows)
     return "\n".join(lines)
 
@@ -209,14 +197,14 @@ def main(argv=None):
         results[name] = markdown_file
         if args.collect_only or (args.only and name not in args.only):
             statuses[name] = ("collected from an earlier run" if markdown_file.exists()
-                              else "not run", None)
+                              else "not run")
             continue
         statuses[name] = run_benchmark(name, command, needs, args.timeout)
-    rows = validation_times([ROOT / "docs", *args.validation_dirs])
+    rows = validation_times([ROOT / "docs" / "results", *args.validation_dirs])
     args.out.write_text(render(statuses, results, rows, args.quick) + "\n")
     print(f"[report] wrote {args.out}", file=sys.stderr)
     return 0 if all(status in ("ok", "collected from an earlier run") or
-                    status.startswith("not run") for status, _ in statuses.values()) else 1
+                    status.startswith("not run") for status in statuses.values()) else 1
 
 
 if __name__ == "__main__":

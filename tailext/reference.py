@@ -332,6 +332,10 @@ def rule_advantages(rewards, method, options):
         if method == "prefix_tea":
             from .prefix import cancellation_weights, prefix_sizes
 
+            if o.get("ordering", "given") != "given":
+                raise ValueError("the Prefix-TEA reference takes the rollouts in the given "
+                                 "order; pass ordering='given'.")
+
             sizes = prefix_sizes(rewards.shape[1], tail_fraction=beta,
                                  n_prefixes=o["n_prefixes"])
             weights = cancellation_weights(sizes, order=o["order"])

@@ -3,10 +3,24 @@
 ``tailext.torch.advantages(rewards[B, m], method=...)`` computes the numbers of
 :func:`tailext.advantages` with each rule's torch implementation (registered beside its numpy
 kernel, see :mod:`tailext.rules`) on the tensor's device, without copying it to the host.
-Constants (``κ_N``, prefix weights, max@k weights, the Chow split) are computed on the host
-from the options and group size alone and moved to the device by an asynchronous copy.
-Half-precision and float32 rewards are computed in float32, float64 in float64, and the result
-is returned in the input dtype with no autograd graph attached.
+Constants (``κ_N``, prefix plans and max@k weights of every possible group size, the random
+keys of ``chow_bon_rl`` and ``prefix_tea``) are computed on the host from the options and the
+shape alone and moved to the device by an asynchronous copy.
+
+Every built-in rule handles the validity mask itself (``torch_masks=True``): invalid rollouts
+are left out of their group's statistics with per-row counts, sorts and tables gathered by
+count, so a call with ``check_finite=False`` never synchronizes with the device. Each rule's
+cost is in its torch implementation's docstring and measured by
+``benchmarks/bench_torch_masks.py``.
+
+Precision: half-precision and float32 rewards are computed in float32, float64 in float64,
+each row in its own frame (:mod:`tailext._torch_ops`: shifted by its maximum, scaled by a
+power of two near its spread), and the result is returned in the input dtype with no autograd
+graph attached. The result is the float64 answer on the same input values to within the
+dtype's rounding of the row's scale (times the rule's condition number: ≈ 13 for Prefix-TEA's
+jackknife), for any magnitude and offset the dtype can hold (``tests/test_torch_rules.py``,
+``benchmarks/torch_precision.py``). An advantage the returned dtype cannot hold (float16 above
+65504) is an error under ``check_finite=True`` and ``±inf`` under ``check_finite=False``.
 
 Trainer policy (see :mod:`tailext.rules.policy`): groups too small for the rule get advantage 0
 by default (``small_groups="zero"``), rollouts marked invalid are left out of their group, and
@@ -21,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import _torch_ops
 from ._arguments import bool_iv, choice_iv, real_iv
 from .rules.dispatch import compute_groups
 from .rules.policy import (SMALL_GROUP_POLICIES, AdvantageResult, small_group_error,
@@ -100,6 +115,8 @@ def _compute(rule, x, mask, options, policy, where=None, given=None):
 
     ``small`` and ``discrete`` are 0-d int64 tensors on the device; ``where`` names a group
     in the small-group error (default: by its row), ``given`` the options as passed.
+    Sync-free for a rule with a masking torch implementation unless ``policy == "raise"``
+    and there is a mask (finding a small group reads the device).
     """
     n_groups, m = x.shape
     minimum = int(rule.min_group_size(**options))
@@ -120,6 +137,8 @@ def _compute(rule, x, mask, options, policy, where=None, given=None):
         row = int(torch.nonzero(small_rows)[0, 0])
         where = where or ("the group" if n_groups == 1 else f"group {row} of `rewards`")
         raise small_group_error(rule, given or {}, int(counts[row]), minimum, where)
+    if m < minimum:  # no row can reach the minimum: nothing to compute
+        return torch.zeros_like(x), small_rows.sum(), _zero_count(x)
     if rule.torch_masks:  # sync-free: the rule leaves invalid rollouts out itself
         usable = counts >= minimum
         out = rule.torch(x, mask, **options)
@@ -146,31 +165,42 @@ def _compute(rule, x, mask, options, policy, where=None, given=None):
 
 def _finish(rule, minimum, rewards, work, mask, out, small, discrete, check_finite, was_1d,
             return_info, name="rewards"):
-    """Checks (one device sync when ``check_finite``), warnings, dtype and the result."""
+    """Checks (one device sync when ``check_finite``), warnings, dtype and the result.
+
+    The finiteness of the advantages is checked in the returned dtype: a float16 result
+    can overflow where its float32 computation did not.
+    """
     invalid = _zero_count(work) if mask is None else (~mask).sum()
+    result = out.to(rewards.dtype)
+    nonfinite = (~torch.isfinite(result)).sum()
     if check_finite:
         finite = torch.isfinite(work) if mask is None else (torch.isfinite(work) | ~mask)
-        flags = torch.stack([(~finite).sum(), (~torch.isfinite(out)).sum(), small, discrete])
+        flags = torch.stack([(~finite).sum(), nonfinite, small, discrete])
         bad_in, bad_out, n_small, n_discrete = flags.tolist()
         if bad_in:
             _raise_nonfinite(work, mask, name, was_1d)
         if bad_out:
-            row = int(torch.nonzero(~torch.isfinite(out))[0, 0])
-            raise ValueError(f"method {rule.name!r} gave a non-finite advantage in group "
-                             f"{row} of `{name}`: the result is outside the range of the "
-                             "computation dtype; rescale the rewards.")
+            row = int(torch.nonzero(~torch.isfinite(result))[0, 0])
+            largest = float(out[row].abs().max())
+            where = f"`{name}`" if was_1d else f"group {row} of `{name}`"
+            raise ValueError(f"method {rule.name!r} gave an advantage of magnitude "
+                             f"{largest:.3g} in {where}, outside the range of "
+                             f"{str(rewards.dtype).removeprefix('torch.')}: rescale the "
+                             "rewards (or pass them in a wider dtype).")
         if n_small:
             warn_small_groups(rule, minimum)
         if n_discrete:
             warn_discrete(rule)
-    result = out.to(rewards.dtype)
     result = result[0] if was_1d else result
-    return AdvantageResult(result, small, invalid, discrete) if return_info else result
+    if return_info:
+        return AdvantageResult(result, small, invalid, discrete, nonfinite)
+    return result
 
 
 def _entry_iv(method, options, small_groups, check_finite, return_info):
     rule = get_rule(method)
     resolved = rule.resolve(options)
+    rule = rule.specialized(resolved)
     policy = choice_iv(small_groups, "small_groups", SMALL_GROUP_POLICIES)
     return (rule, resolved, policy, bool_iv(check_finite, "check_finite"),
             bool_iv(return_info, "return_info"))
@@ -181,7 +211,7 @@ def _entry_iv(method, options, small_groups, check_finite, return_info):
 @torch.no_grad()
 def advantages(rewards, method="tea", *, valid=None, small_groups="zero", check_finite=True,
                return_info=False, **options):
-    """Advantages of every rollout under rule ``method``, computed with torch on ``rewards``' device.
+    """Advantages of every rollout under rule ``method``, with torch on ``rewards``' device.
 
     ``A = tailext.advantages(rewards, method, valid=valid, small_groups=small_groups,
     **options)`` evaluated with torch ops; see :func:`tailext.available_methods` and each
@@ -200,9 +230,11 @@ def advantages(rewards, method="tea", *, valid=None, small_groups="zero", check_
         and a :class:`tailext.SmallGroupWarning` when ``check_finite`` reads the counts), or
         raise ``ValueError`` (which needs a device sync).
     check_finite : bool, default True
-        Raise on a NaN/inf valid reward (naming it) and on a non-finite advantage, and emit
-        the warnings; this costs one device-to-host sync per call. ``False`` makes the call
-        sync-free and treats non-finite rewards as invalid rollouts.
+        Raise on a NaN/inf valid reward (naming it) and on an advantage the returned dtype
+        cannot hold, and emit the warnings; this costs one device-to-host sync per call.
+        ``False`` makes the call sync-free (with ``small_groups="zero"``) and treats
+        non-finite rewards as invalid rollouts; an advantage beyond the returned dtype's
+        range is then ``±inf`` (never clipped or zeroed).
     return_info : bool, default False
         Return an :class:`tailext.AdvantageResult` whose counts are 0-d int64 tensors.
     **options
@@ -215,8 +247,11 @@ def advantages(rewards, method="tea", *, valid=None, small_groups="zero", check_
 
     Notes
     -----
-    ``chow_bon_rl`` draws its split on the host from ``seed`` (numpy), so it matches the
-    numpy rule for the same seed; the mask is copied to the device.
+    ``chow_bon_rl`` and ``prefix_tea`` (``ordering="random"``) draw their keys on the host
+    from ``seed`` (numpy) and copy them to the device, so with every rollout valid they
+    match the numpy rule for the same seed; with a mask they use the keys of the valid
+    rollouts (uniformly random too, but not the numpy rule's draws for the compacted
+    groups).
 
     Examples
     --------
@@ -246,8 +281,15 @@ def _sanitized(work, mask, check_finite):
     return work, mask
 
 
-def _group_codes_iv(group_ids, n_samples, device):
-    """Integer codes ``[bs]`` on ``device`` and the distinct ids (indexable by code)."""
+def _group_blocks(group_ids, like):
+    """``[(size, example id, index[G, size])]``: the groups of each distinct size.
+
+    ``index`` (int64 on ``like``'s device) holds each group's rollouts in their order in
+    the batch. Host ids (a list or numpy array) are grouped on the host and the index is
+    copied asynchronously, so no device sync is needed; tensor ids need ``torch.unique``,
+    which synchronizes.
+    """
+    n_samples = like.shape[0]
     if isinstance(group_ids, torch.Tensor):
         if group_ids.ndim != 1 or group_ids.shape[0] != n_samples:
             raise ValueError(f"`group_ids` must have shape ({n_samples},) like `rewards`, got "
@@ -256,7 +298,16 @@ def _group_codes_iv(group_ids, n_samples, device):
             raise ValueError("`group_ids` must not contain NaN (NaN is not equal to itself, "
                              "so its rollouts would each form a group of one).")
         distinct, codes = torch.unique(group_ids, return_inverse=True)
-        return codes.to(device), distinct
+        codes = codes.to(like.device)
+        order = torch.argsort(codes, stable=True)
+        counts = torch.bincount(codes, minlength=len(distinct))
+        starts = torch.cumsum(counts, dim=0) - counts
+        blocks = []
+        for size in torch.unique(counts).tolist():
+            groups = torch.nonzero(counts == size)[:, 0]
+            index = order[starts[groups][:, None] + torch.arange(size, device=like.device)]
+            blocks.append((size, distinct[groups[0].to(distinct.device)], index))
+        return blocks
     ids = np.asarray(group_ids)
     if ids.ndim != 1 or ids.shape[0] != n_samples:
         raise ValueError(f"`group_ids` must have shape ({n_samples},) like `rewards`, got "
@@ -276,7 +327,17 @@ def _group_codes_iv(group_ids, n_samples, device):
         code_of = {}
         codes = np.fromiter((code_of.setdefault(str(key), len(code_of)) for key in keys),
                             dtype=np.int64, count=len(keys))
-    return torch.as_tensor(codes, device=device), list(code_of)
+    distinct = list(code_of)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(distinct))
+    starts = np.cumsum(counts) - counts
+    blocks = []
+    for size in np.unique(counts).tolist():
+        groups = np.flatnonzero(counts == size)
+        index = order[starts[groups][:, None] + np.arange(size)]
+        blocks.append((size, distinct[groups[0]], _torch_ops.constant(index, like,
+                                                                       torch.int64)))
+    return blocks
 
 
 @torch.no_grad()
@@ -316,9 +377,11 @@ def advantages_from_groups(rewards, group_ids, method="tea", *, valid=None,
     -----
     Groups are gathered by a stable sort of the ids into one ``[G_s, s]`` block per distinct
     group size ``s``; one batched call per distinct size, no per-rollout Python loop.
-    Finding the distinct sizes needs one device-to-host sync (``torch.unique`` of tensor
-    ids syncs too); ``check_finite=True`` adds the one sync of :func:`advantages`. Random
-    rules (``seed`` option) draw for all blocks from one Generator.
+    Host ids (a list or numpy array, like verl's ``uid``) are grouped on the host and the
+    index copied asynchronously, so with ``check_finite=False`` the call is sync-free;
+    tensor ids need ``torch.unique`` and the distinct sizes, one device-to-host sync.
+    ``check_finite=True`` adds the one sync of :func:`advantages`. Random rules (``seed``
+    option) draw for all blocks from one Generator.
 
     Examples
     --------
@@ -335,21 +398,14 @@ def advantages_from_groups(rewards, group_ids, method="tea", *, valid=None,
                          f"got {getattr(rewards, 'shape', type(rewards).__name__)}.")
     work, mask, _ = _reward_tensor_iv(rewards, valid)
     work, mask = _sanitized(work[0], None if mask is None else mask[0], check_finite)
-    codes, distinct = _group_codes_iv(group_ids, work.shape[0], work.device)
-    order = torch.argsort(codes, stable=True)
-    counts = torch.bincount(codes, minlength=len(distinct))
-    starts = torch.cumsum(counts, dim=0) - counts
     out = torch.zeros_like(work)
     small = discrete = _zero_count(work)
-    for size in torch.unique(counts).tolist():
-        groups = torch.nonzero(counts == size)[:, 0]
-        index = order[starts[groups][:, None] + torch.arange(size, device=work.device)]
+    for size, example, index in _group_blocks(group_ids, work):
         try:
             block, block_small, block_discrete = _compute(
                 rule, work[index], None if mask is None else mask[index], resolved, policy,
                 where="each group", given=options)
         except ValueError as error:
-            example = distinct[int(groups[0])]
             if isinstance(example, torch.Tensor):
                 example = example.item()
             raise ValueError(f"groups of size {size} (e.g. group id {example!r}): "

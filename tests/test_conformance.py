@@ -51,10 +51,11 @@ def test_parallel_kernels_conform():
 
 
 def test_unclaimed_properties_of_builtin_rules_are_detected_as_failing(serial_numba):
-    # MATH §5: Prefix-TEA weights early rollouts more (not permutation-equivariant) and its
-    # negative jackknife weights break monotonicity; raw TEA advantages are not centred.
+    # MATH §5: Prefix-TEA in the given order weights early rollouts more (not
+    # permutation-equivariant; ordering="random", the default, is) and its negative
+    # jackknife weights break monotonicity; raw TEA advantages are not centred.
     prefix = check_rule("prefix_tea", properties=["permutation_equivariant", "monotone"],
-                        max_examples=EXAMPLES)
+                        options={"ordering": "given"}, max_examples=EXAMPLES)
     assert prefix["permutation_equivariant"].holds is False
     assert prefix["monotone"].holds is False
     raw = check_rule("tea_raw", properties=["zero_sum"], max_examples=EXAMPLES)

@@ -2,7 +2,7 @@
 
 Each page's blocks run in order in one namespace, as a reader would paste them. A block is
 skipped when the line just before it is ``<!-- skip-test: reason -->`` (only for code that
-cannot run here, e.g. it needs CUDA). A block that imports torch, verl or trl is skipped
+cannot run here, e.g. it needs CUDA). A block that imports torch, verl, trl or skyrl is skipped
 when that package is not installed; pages keep such blocks self-contained, so the rest of
 the page still runs.
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+PAGES = (sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "docs").glob("integrations/*.md"))
+         + [ROOT / "README.md"])
 
 # Pages whose examples are executed by a dedicated test, or that show fragments of a
 # trainer configuration rather than a program; running them here would duplicate or fail.
@@ -43,7 +44,7 @@ def missing_packages(code):
     """Optional packages the block's import lines name (``import tailext.torch`` counts as
     torch, ``tailext.integrations.trl`` as trl) that are not installed here."""
     imports = " ".join(re.findall(r"^\s*(?:import|from)\s.*$", code, re.MULTILINE))
-    named = set(re.findall(r"\b(torch|verl|trl)\b", imports))
+    named = set(re.findall(r"\b(torch|verl|trl|skyrl)\b", imports))
     return sorted(name for name in named if importlib.util.find_spec(name) is None)
 
 

@@ -1,4 +1,4 @@
-"""Tests of the exact bandit simulator (validation/bandit*.py, validation/simulator*.py)."""
+"""Tests of the exact bandit simulator (tailext/validate/simulator/)."""
 
 import itertools
 import json
@@ -8,26 +8,26 @@ import pytest
 
 from tailext.cli import main
 from tailext.evaluation import best_of_n_from_cdf
-from validation import simulator_runs
-from validation.bandit import (
+from tailext.validate.simulator.analysis import grid_edge, kl_selection
+from tailext.validate.simulator.bandit import (
     Scenario,
     cdf,
+    draw_prompts,
     kl_divergence,
     kl_gradient,
-    make_prompts,
     policy,
-    sample,
+    sample_candidates,
     top_k_of_n_mean,
 )
-from validation.bandit_training import Adam, TrainConfig, train_cell
-from validation.simulator_analysis import grid_edge, kl_selection
-from validation.simulator_report import _crossover, _verdict
+from tailext.validate.simulator.config import TrainConfig
+from tailext.validate.simulator.report import _crossover, _verdict
+from tailext.validate.simulator.training import Adam, train_cell
 
 
 def test_inverse_cdf_sampling_matches_probabilities():
     rng = np.random.default_rng(0)
     p = np.array([[0.1, 0.0, 0.5, 0.4], [0.25, 0.25, 0.25, 0.25]])
-    draws = sample(cdf(p), rng.random((2, 200_000)))
+    draws = sample_candidates(cdf(p), rng.random((2, 200_000)))
     freq = np.stack([np.bincount(row, minlength=4) / row.size for row in draws])
     # Binomial SE of each frequency; 4 SE bound (8 cells).
     assert np.all(np.abs(freq - p) <= 4 * np.sqrt(p * (1 - p) / 200_000) + 1e-12)
@@ -100,8 +100,8 @@ def test_adam_matches_torch():
 
 def test_prompts_are_sorted_reproducible_and_the_initial_best_of_one_is_the_mean():
     scenario = Scenario("t", gamma=0.5, rho=0.5, n_candidates=64, n_features=3)
-    a = make_prompts(scenario, 5, np.random.default_rng(3))
-    b = make_prompts(scenario, 5, np.random.default_rng(3))
+    a = draw_prompts(scenario, 5, np.random.default_rng(3))
+    b = draw_prompts(scenario, 5, np.random.default_rng(3))
     np.testing.assert_array_equal(a.rewards, b.rewards)
     assert np.all(np.diff(a.rewards, axis=1) >= 0)
     uniform = np.full(a.rewards.shape, 1 / 64)
@@ -112,10 +112,10 @@ def test_prompts_are_sorted_reproducible_and_the_initial_best_of_one_is_the_mean
 def test_training_is_reproducible_and_improves_validation():
     scenario = Scenario("t", n_candidates=128, n_features=4)
     rng = np.random.default_rng(4)
-    train, val = make_prompts(scenario, 64, rng), make_prompts(scenario, 16, rng)
-    config = TrainConfig(steps=20, batch_prompts=8, eval_every=5, kl_coefs=(0.1, 1.0))
-    first = train_cell(train, val, "tea", 16, [0, 1], config, n_target=64, master_seed=0)
-    again = train_cell(train, val, "tea", 16, [0, 1], config, n_target=64, master_seed=0)
+    train, val = draw_prompts(scenario, 64, rng), draw_prompts(scenario, 16, rng)
+    config = TrainConfig(steps=20, prompts_per_step=8, validate_every=5, kl_coefs=(0.1, 1.0))
+    first = train_cell(train, val, "TEA", 16, [0, 1], config, n_target=64, master_seed=0)
+    again = train_cell(train, val, "TEA", 16, [0, 1], config, n_target=64, master_seed=0)
     np.testing.assert_array_equal(first.selected_theta, again.selected_theta)
     assert first.validation_curve.shape == (4, 5)
     # Selection keeps the best checkpoint, which beats the initial (uniform) policy here.
@@ -125,16 +125,20 @@ def test_training_is_reproducible_and_improves_validation():
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    from tailext.validate.simulator.report import view
+
     out = tmp_path_factory.mktemp("simulator")
     status = main(["validate", "simulator", "--out", str(out), "--quick", "--no-progress"])
-    return status, out, json.loads((out / "simulator.json").read_text())
+    record = json.loads((out / "simulator.json").read_text())
+    return status, out, record, view(record)
 
 
 def test_quick_simulator_run_passes_its_checks_and_writes_outputs(quick_run):
-    status, out, record = quick_run
-    assert status == 0 and record["complete"]
+    status, out, full_record, record = quick_run
+    assert status == 0 and full_record["completeness"]["complete"]
     assert all(check["passed"] for check in record["checks"].values())
-    assert record["seed"] == 0 and record["version"] and record["config"]["group_sizes"] == [16]
+    assert full_record["seed"] == 0 and full_record["version"]
+    assert full_record["configuration"]["group_sizes"] == [16]
     assert (out / "simulator.md").exists() and (out / "frontier_risky.png").exists()
     for cell in record["cells"]:
         # The exact best-of-n value can only grow with n.
@@ -146,8 +150,8 @@ def test_quick_simulator_run_passes_its_checks_and_writes_outputs(quick_run):
     report = (out / "simulator.md").read_text()
     assert "## Headline: does TEA beat GRPO at high n here?" in report
     # One headline row per (scenario, m, protocol) TEA comparison at the default n_target.
-    tea = [c for c in record["comparisons"] if c["rule"] == "tea"
-           and c["n_target"] == record["config"]["n_target"]]
+    tea = [c for c in record["comparisons"] if c["rule"] == "TEA"
+           and c["n_target"] == full_record["configuration"]["n_target"]]
     assert sum(line.startswith("| risky | 16 | ") for line in report.splitlines()
                if any(v in line for v in ("holds", "negligible", "vanishes", "reversed"))) == len(tea)
     # The quick grid has two values, so every selection is at an edge and is listed.
@@ -158,29 +162,12 @@ def test_quick_simulator_run_passes_its_checks_and_writes_outputs(quick_run):
     assert all(-1.0 <= v["mean"] <= 1.0 for v in exact.values())
 
 
-def test_interrupted_run_keeps_finished_cells(tmp_path, monkeypatch):
-    calls = []
-    real = simulator_runs.run_cell
-
-    def interrupt_second(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(simulator_runs, "run_cell", interrupt_second)
-    status = main(["validate", "simulator", "--out", str(tmp_path), "--quick",
-                   "--no-progress", "--steps", "5"])
-    record = json.loads((tmp_path / "simulator.json").read_text())
-    assert status == 130 and not record["complete"] and len(record["cells"]) == 1
-
-
 def test_kl_selection_flags_only_the_grid_edges():
     grid = [0.0, 0.01, 0.1, 1.0, 10.0]
     assert [grid_edge(k, grid) for k in grid] == ["lower", None, None, None, "upper"]
-    cells = [dict(scenario="s", rule="tea", m=16, n_target=128, kl_coefs=grid,
+    cells = [dict(scenario="s", rule="TEA", m=16, n_target=128, kl_coefs=grid,
                   selected_kl=0.1, kl_per_n=[0.0, 0.1, 10.0]),
-             dict(scenario="s", rule="grpo", m=16, n_target=128, error="cannot run")]
+             dict(scenario="s", rule="GRPO", m=16, n_target=128, error="cannot run")]
     (only,) = kl_selection(cells)  # cells that could not run have no selection
     assert only["top10of32"] == 0.1 and only["top10of32_edge"] is None
     assert only["kl_per_n_edge"] == ["lower", None, "upper"]
@@ -206,3 +193,19 @@ def test_crossover_is_the_start_of_the_final_run_above_zero(ci_low, expected):
 def test_headline_verdict(diff, low, high, expected):
     comp = dict(difference=[diff], ci_low=[low], ci_high=[high])
     assert _verdict(comp, 0, 0.01).startswith(expected)
+
+
+def test_monte_carlo_check_handles_draws_that_are_all_equal():
+    # a near-deterministic best-of-512: every draw is the top reward, the SE is 0 up to
+    # rounding; the exact value must then lie within -ln(6.3e-5)/D of the reward span
+    from tailext.validate.simulator.selfchecks import _monte_carlo
+
+    draws = np.full((1, 1, 4000), 5.0)
+    span = np.array([[2.0]])
+    close = _monte_carlo("V_n", np.array([[5.0 - 1e-4]]), draws, span)
+    far = _monte_carlo("V_n", np.array([[4.9]]), draws, span)
+    assert close["passed"] and close["degenerate"] == 1 and close["max_abs_z"] == 0.0
+    assert not far["passed"]  # 0.1 > 9.67 / 4000 * 2
+    from tailext.validate.records import to_json_value
+
+    to_json_value(close)  # refuses inf and NaN: none reaches the record

@@ -1,21 +1,20 @@
-"""``validation.binary_rewards`` (0/1 rewards against the pass@N oracle), quick mode."""
+"""``tailext validate binary-rewards`` (0/1 rewards against the pass@N oracle), quick mode."""
 
-import argparse
 import json
 import math
 
 import numpy as np
 import pytest
 
-from validation import binary_rewards as br
+from tailext.cli import main
+from tailext.validate.theory import binary_rewards as br
 
 
 @pytest.fixture(scope="module")
 def quick_record(tmp_path_factory):
     out = tmp_path_factory.mktemp("binary")
-    parser = argparse.ArgumentParser()
-    br.configure_parser(parser)
-    status = br.run(parser.parse_args(["--out", str(out), "--quick", "--seed", "0"]))
+    status = main(["validate", "binary-rewards", "--out", str(out), "--quick", "--seed", "0",
+                   "--no-progress"])
     return status, out, json.loads((out / "binary_rewards.json").read_text())
 
 
@@ -25,7 +24,9 @@ def test_self_checks_pass_and_the_record_is_complete(quick_record):
     assert record["completeness"]["complete"] and record["seed"] == 0
     assert {"configuration", "environment", "timing", "version"} <= set(record)
     assert len(record["results"]["cells"]) == len(br.TARGETS) * len(br.GROUP_SIZES)
-    assert (out / "binary_rewards.md").read_text().startswith("| N | m | tea |")
+    report = (out / "binary_rewards.md").read_text()
+    assert "**Quick run**" in report and "Self-checks **all pass**" in report
+    assert "| N | m | tea |" in report
 
 
 def test_tea_aligns_with_pass_at_n_better_than_grpo(quick_record):
@@ -74,16 +75,15 @@ def test_cells_are_seeded_and_finished_cells_are_reused(tmp_path, monkeypatch):
     settings = {"batches": 50, "prompts_per_rate": 2, "groups": 20}
     assert br.cell(8, 16, 3, settings) == br.cell(8, 16, 3, settings)
     assert br.cell(8, 16, 3, settings) != br.cell(8, 16, 4, settings)
-    parser = argparse.ArgumentParser()
-    br.configure_parser(parser)
-    args = parser.parse_args(["--out", str(tmp_path), "--batches", "50", "--groups", "20"])
-    assert br.run(args) == 0
+    argv = ["validate", "binary-rewards", "--out", str(tmp_path), "--batches", "50",
+            "--groups", "20", "--no-progress"]
+    assert main(argv) == 0
     first = json.loads((tmp_path / "binary_rewards.json").read_text())["results"]["cells"]
 
     def recompute(*_):
         raise AssertionError("a finished cell was computed again")
 
     monkeypatch.setattr(br, "cell", recompute)
-    assert br.run(args) == 0
+    assert main(argv) == 0
     again = json.loads((tmp_path / "binary_rewards.json").read_text())["results"]["cells"]
     assert again == first

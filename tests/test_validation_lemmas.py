@@ -7,9 +7,9 @@ import pytest
 from scipy import integrate
 
 from tailext import expected_max_normal
-from validation.lemmas import (SplicedDensity, best_of_n_gap, lemma1_check, lemma2_check,
-                               tilted_gradient)
-from validation.diagnostic_model import diagnostic_model
+from tailext.validate.montecarlo.model import diagnostic_model
+from tailext.validate.theory.lemmas import (SplicedDensity, best_of_n_gap, lemma1_check,
+                                            lemma2_check, tilted_gradient)
 
 
 def test_lemma2_finite_differences_match_expected_psi_score():

@@ -8,10 +8,10 @@ import pytest
 from scipy import integrate
 
 import tailext
-from validation.diagnostic_model import SCORE_OFFSET, diagnostic_model, score
-from validation.simulation import (SimulationConfig, block_rewards, estimates, simulate_cell,
-                                   summarize_cell)
-from validation.slopes import fit_loglog_slope
+from tailext.validate.montecarlo.engine import (SimulationConfig, block_rewards, estimates,
+                                                simulate_cell, summarize_cell)
+from tailext.validate.montecarlo.model import SCORE_OFFSET, diagnostic_model, score
+from tailext.validate.montecarlo.slopes import fit_loglog_slope
 
 MODEL = diagnostic_model(0.1, 128)
 
@@ -151,30 +151,6 @@ def test_loglog_slope_errors():
         fit_loglog_slope([1.0, 2.0, 4.0], [1.0, -0.5, 0.2], [0.1, 0.1, 0.1])
 
 
-def test_interrupt_keeps_finished_cells(tmp_path, monkeypatch):
-    # Ctrl-C during the second m: the JSON holds the first m's rows and says incomplete
-    import json
-
-    from validation import reporting, simulation
-
-    original = simulation.simulate_cell
-
-    def interrupted_after_first(config, m, count, advance=None):
-        if m != config.group_sizes[0]:
-            raise KeyboardInterrupt
-        return original(config, m, count, advance)
-
-    monkeypatch.setattr(simulation, "simulate_cell", interrupted_after_first)
-    config = SimulationConfig(MODEL, (256, 512), (512, 512), 256, 1)
-    record, interrupted = reporting.run_streamed("appendix-e", config, tmp_path,
-                                                 lambda record: None, quick=True,
-                                                 progress=False)
-    saved = json.loads((tmp_path / "appendix_e.json").read_text())
-    assert interrupted and not saved["complete"]
-    assert {row["m"] for row in saved["rows"]} == {256}
-    assert saved["seed"] == 1 and saved["tailext_version"] == tailext.__version__
-
-
 def test_loglog_slope_with_correction_recovers_leading_exponent():
     # y = 3/m + 40/m²: a pure power law over m = 160..5120 is bent by the second term; the
     # corrected model y = A m^a (1 + d/m) recovers a = −1 exactly (noise-free data)
@@ -189,7 +165,7 @@ def test_loglog_slope_with_correction_recovers_leading_exponent():
 
 
 def test_mse_map_decides_only_beyond_two_standard_errors():
-    from validation.appendix_e import mse_comparison
+    from tailext.validate.theory.appendix_e import mse_comparison
 
     def row(name, bias, se, variance):
         return {"estimator": name, "m": 1024, "bias_estimate": bias, "bias_se": se,
@@ -202,20 +178,15 @@ def test_mse_map_decides_only_beyond_two_standard_errors():
     assert grid.tolist() == [[-1, -1, 0, 1]]
 
 
-def test_appendix_e_rejects_bad_options(tmp_path, capsys):
-    from tailext.cli import main
-
-    assert main(["validate", "appendix-e", "--out", str(tmp_path), "--replications",
-                 "1001"]) == 2
-    assert "--replications must be a multiple of 8" in capsys.readouterr().err
-    assert main(["validate", "appendix-e", "--out", str(tmp_path), "--tail-fraction",
-                 "1.5"]) == 2
-    assert "tail_fraction" in capsys.readouterr().err
-    assert not (tmp_path / "appendix_e.json").exists()
-
-
 def test_replication_override_picks_dividing_blocks():
-    from validation.appendix_e import build_config
+    from tailext.validate.theory.appendix_e import build_config
 
     config = build_config(quick=True, replications=1000)
     assert config.block_size == 125 and config.replications[0] == 1000
+
+
+def test_block_rewards_use_the_documented_stream():
+    # the seeding scheme: block j of group size m is SeedSequence(seed, spawn_key=(m, j))
+    expected = np.random.Generator(np.random.PCG64(
+        np.random.SeedSequence(3, spawn_key=(256, 1)))).standard_normal((4, 256))
+    np.testing.assert_array_equal(block_rewards(3, 256, 1, 4), expected)

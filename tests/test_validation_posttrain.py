@@ -5,8 +5,6 @@ exact resume. End to end: the ``--quick`` run writes a complete result file and 
 changes the policy (KL > 0, mean reward moved beyond its sampling noise).
 """
 
-import json
-
 import numpy as np
 import pytest
 
@@ -14,11 +12,12 @@ torch = pytest.importorskip("torch")
 
 from tailext.cli import main  # noqa: E402
 from tailext.torch import grouped_policy_loss  # noqa: E402
-from validation.posttrain_model import (  # noqa: E402
-    EOS, build_policy, build_reward_model, response_logprobs, response_mask, sample,
-    sequence_kl)
-from validation.posttrain import config_from_args, configure_parser  # noqa: E402
-from validation.posttrain_train import TrainConfig, train, unit_rms  # noqa: E402
+from tailext.validate.posttrain.command import config_from_args, configure_parser  # noqa: E402
+from tailext.validate.posttrain.config import TrainConfig  # noqa: E402
+from tailext.validate.posttrain.model import (  # noqa: E402
+    EOS, build_policy, build_reward_model, response_logprobs, response_mask, sequence_kl)
+from tailext.validate.posttrain.model import sample_responses as sample  # noqa: E402
+from tailext.validate.posttrain.training import train, unit_rms  # noqa: E402
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[
     pytest.mark.cuda,
@@ -104,9 +103,9 @@ def test_policy_gradient_step_moves_logprobs_in_the_advantage_direction():
 
 
 def _tiny_run(tmp_path, normalize_advantages=False, **kwargs):
-    config = TrainConfig(rule="tea", rule_options={"tail_fraction": 0.25, "n_target": 32},
+    config = TrainConfig(rule="TEA", rule_options={"tail_fraction": 0.25, "n_target": 32},
                          steps=4, prompts_per_step=2, group_size=8, validate_every=2,
-                         val_samples=8, val_top=2, seed=3,
+                         validation_samples=8, validation_top=2, seed=3, validation_seed=4,
                          normalize_advantages=normalize_advantages)
     initial = build_policy(0, "cpu")
     reward_model = build_reward_model(1, "cpu")
@@ -132,8 +131,9 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     checkpoint = str(tmp_path / "state.pt")
     _tiny_run(tmp_path, checkpoint=checkpoint, stop_after=2)
-    config = TrainConfig(rule="grpo", steps=4, prompts_per_step=2, group_size=8,
-                         validate_every=2, val_samples=8, val_top=2, seed=3)
+    config = TrainConfig(rule="GRPO", steps=4, prompts_per_step=2, group_size=8,
+                         validate_every=2, validation_samples=8, validation_top=2, seed=3,
+                         validation_seed=4)
     with pytest.raises(ValueError, match="written for a different configuration"):
         train(config, build_policy(0, "cpu"), build_reward_model(1, "cpu"), _prompts(16, 2),
               _prompts(2, 3), checkpoint=checkpoint)
@@ -155,14 +155,15 @@ def _parse(argv):
     return config_from_args(parser.parse_args(argv))
 
 
-def test_cli_training_overrides_reach_the_config():
-    default = _parse(["--out", "x"]).training
-    assert (default.steps, default.lr, default.kl_coef, default.normalize_advantages) == (
-        600, 1e-3, 0.05, False)
-    changed = _parse(["--out", "x", "--steps", "7", "--lr", "0.01", "--kl-coef", "0.2",
-                      "--normalize-advantages"]).training
-    assert (changed.steps, changed.lr, changed.kl_coef, changed.normalize_advantages) == (
-        7, 0.01, 0.2, True)
+def test_cli_training_overrides_reach_the_config(tmp_path):
+    out = str(tmp_path / "x")
+    default = _parse(["--out", out]).training
+    assert (default.steps, default.learning_rate, default.kl_coef,
+            default.normalize_advantages) == (600, 1e-3, 0.05, False)
+    changed = _parse(["--out", out, "--steps", "7", "--learning-rate", "0.01", "--kl-coef",
+                      "0.2", "--normalize-advantages"]).training
+    assert (changed.steps, changed.learning_rate, changed.kl_coef,
+            changed.normalize_advantages) == (7, 0.01, 0.2, True)
 
 
 def test_normalized_advantages_change_training(tmp_path):
@@ -172,29 +173,30 @@ def test_normalized_advantages_change_training(tmp_path):
     assert raw.history != scaled.history
 
 
-def test_rules_without_the_reference_rule_are_refused(tmp_path):
-    with pytest.raises(SystemExit, match="must include the reference rule 'grpo'"):
-        main(["validate", "posttrain", "--out", str(tmp_path), "--quick", "--rules", "tea"])
-
-
 def test_quick_run_writes_results_and_changes_the_policy(tmp_path):
-    assert main(["validate", "posttrain", "--out", str(tmp_path), "--quick"]) == 0
-    results = json.loads((tmp_path / "posttrain.json").read_text())
-    assert (tmp_path / "posttrain.md").stat().st_size > 0
+    from tailext.validate.posttrain.report import view
+    from tailext.validate.records import read_record
+
+    assert main(["validate", "posttrain", "--out", str(tmp_path), "--quick",
+                 "--no-progress"]) == 0
+    record = read_record(tmp_path / "posttrain.json")
+    results = view(record)
+    assert "## Verdicts against GRPO" in (tmp_path / "posttrain.md").read_text()
     assert (tmp_path / "posttrain_frontier.png").stat().st_size > 0
     import tailext
-    assert results["tailext_version"] == tailext.__version__ and results["seed"] == 0
+    assert record["version"] == tailext.__version__ and record["seed"] == 0
+    assert record["completeness"]["mode"] == "quick" and record["completeness"]["complete"]
     config = results["config"]
     assert config["training"]["group_size"] == 16 and config["eval_samples"] == 256
-    assert set(results["rules"]) == {"grpo", "grpo_z", "cat_bon", "tea", "prefix_tea"}
+    assert set(results["rules"]) == {"GRPO", "GRPO-Z", "CAT-BoN", "TEA", "Prefix-TEA"}
     assert results["ns"] == [2 ** j for j in range(9)]
     base = results["base"]
-    P = config["n_test_prompts"]
+    P = config["n_test"]
     stats = results["advantage_statistics"]
     assert set(stats) == set(results["rules"])
-    assert stats["grpo"]["corr_with_grpo"] == pytest.approx(1.0)
-    assert stats["grpo_z"]["corr_with_grpo"] == pytest.approx(1.0)   # a positive rescaling
-    assert 0.0 < stats["tea"]["nonzero_share"] <= 1.0
+    assert stats["GRPO"]["corr_with_grpo"] == pytest.approx(1.0)
+    assert stats["GRPO-Z"]["corr_with_grpo"] == pytest.approx(1.0)   # a positive rescaling
+    assert 0.0 < stats["TEA"]["nonzero_share"] <= 1.0
     for name, entry in results["rules"].items():
         assert entry["kl_to_base"] > 0, name
         # training moved the held-out mean reward: the paired prompt-bootstrap 95% CI of
@@ -207,7 +209,7 @@ def test_quick_run_writes_results_and_changes_the_policy(tmp_path):
         assert np.all(np.diff(bo) >= -1e-12), name              # E[max of n] grows with n
         # at n = M both estimators are the per-prompt maximum
         assert entry["grouped_best_of_n"]["256"] == pytest.approx(bo[-1])
-        if name != "grpo":
+        if name != "GRPO":
             for n, vs in entry["vs_grpo"].items():
                 assert vs["win"] + vs["tie"] + vs["loss"] == P
                 assert vs["ci_low"] <= vs["diff"] <= vs["ci_high"]
@@ -218,13 +220,16 @@ def test_quick_run_writes_results_and_changes_the_policy(tmp_path):
 def test_quick_trl_run_trains_the_tiny_llama(tmp_path):
     pytest.importorskip("trl")
     pytest.importorskip("datasets")
-    assert main(["validate", "posttrain", "--out", str(tmp_path), "--quick", "--rules", "grpo",
-                 "--trl"]) == 0
-    results = json.loads((tmp_path / "posttrain.json").read_text())
-    trl = results["trl"]
-    assert trl["rule"] == "tea" and trl["options"] == {"tail_fraction": 0.25, "n_target": 128}
+    from tailext.validate.posttrain.report import view
+    from tailext.validate.records import read_record
+
+    assert main(["validate", "posttrain", "--out", str(tmp_path), "--quick", "--rules", "GRPO",
+                 "--trl", "--no-progress"]) == 0
+    trl = view(read_record(tmp_path / "posttrain.json"))["trl"]
+    assert trl["rule"] == "TEA" and trl["method"] == "tea"
+    assert trl["options"] == {"tail_fraction": 0.25, "n_target": 128}
     assert [entry["step"] for entry in trl["log"]] == list(range(1, trl["steps"] + 1))
-    base, trained = trl["summary"]["trl_base"], trl["summary"]["trl_tea"]
+    base, trained = trl["summary"]["trl_base"], trl["summary"]["trl_TEA"]
     assert base["kl_to_base"] == pytest.approx(0.0, abs=1e-6)
     # the exact KL of the trained Llama to its pretrained copy: the TRL steps changed it
     assert trained["kl_to_base"] > 1e-4

@@ -10,7 +10,8 @@ registers itself there (:func:`register_rule`); importing the package imports th
 - :mod:`.grpo` — ``grpo``, ``mean_centred``, ``rloo``;
 - :mod:`.bon_max` — ``bon_max_mean``, ``bon_max_second``;
 - :mod:`.max_at_k` — ``bon_mean``, ``maxk_loo1``;
-- :mod:`.chow` — ``chow_bon_rl``; :mod:`.cat_bon` — ``cat_bon``.
+- :mod:`.chow` — ``chow_bon_rl``; :mod:`.cat_bon` — ``cat_bon``;
+- :mod:`.compose` — ``weighted_sum``, built from the rules above (imported last).
 """
 
 from .dispatch import advantages
@@ -18,6 +19,7 @@ from .policy import AdvantageResult, DiscreteRewardWarning, SmallGroupWarning
 from .registry import PROPERTIES, AdvantageRule, available_methods, get_rule, register_rule
 
 from . import tea, grpo, bon_max, max_at_k, chow, cat_bon  # noqa: E402,F401  (registration)
+from . import compose  # noqa: E402,F401  (its default components must be registered first)
 
 __all__ = ["AdvantageRule", "AdvantageResult", "DiscreteRewardWarning", "PROPERTIES",
            "SmallGroupWarning", "advantages", "available_methods", "get_rule", "register_rule"]

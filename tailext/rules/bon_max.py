@@ -13,15 +13,18 @@ _SHIFT_SCALE = {"shift_invariant", "scale_equivariant"}
 
 
 def _bon_max_mean_torch(x, valid):
+    """Masked: ``c (x'_{i*} − x̄')`` at the first valid maximum ``i*``: O(B m), no sort."""
     from .. import _torch_ops
 
-    best = x.argmax(dim=1, keepdim=True)  # first index of the maximum
-    return _torch_ops.put_at(x, best, _torch_ops.centred(x).gather(1, best))
+    frame = _torch_ops.row_frame(x, valid)
+    best = _torch_ops.first_max(frame)
+    gain = _torch_ops.centred(frame).gather(1, best) * frame.scale
+    return _torch_ops.put_at(x, best, gain)
 
 
 @register_rule(
-    "bon_max_mean", torch=_bon_max_mean_torch, properties=_SHIFT_SCALE | {"deterministic"},
-    label="BoN-max mean",
+    "bon_max_mean", torch=_bon_max_mean_torch, torch_masks=True,
+    properties=_SHIFT_SCALE | {"deterministic"}, label="BoN-max mean",
     formula=r"A_{i^*} = r_{i^*} - \bar r,\ i^* = \arg\max_i r_i;\quad A_i = 0\ (i \ne i^*)")
 @checks_finite
 def bon_max_mean(rewards):
@@ -43,15 +46,21 @@ def bon_max_mean(rewards):
 
 
 def _bon_max_second_torch(x, valid, *, normalize, eps):
+    """Masked gap of the two largest valid rewards at the first maximum: O(B m) (a top-2)."""
     import torch
 
     from .. import _torch_ops
 
-    best = x.argmax(dim=1, keepdim=True)
-    top_two = torch.topk(x, 2, dim=1).values
-    gap = top_two[:, :1] - top_two[:, 1:]
-    if normalize:
-        gap = _torch_ops.safe_divide(gap, _torch_ops.std(x, 1) + eps)
+    frame = _torch_ops.row_frame(x, valid)
+    best = _torch_ops.first_max(frame)
+    top_two = torch.topk(_torch_ops.masked(x, valid, -torch.inf), 2, dim=1).indices
+    values = frame.values.gather(1, top_two)  # ordered by the rewards, valued in the frame
+    gap = values[:, :1] - values[:, 1:]
+    if normalize:  # gap / (sd + ε), scale-invariant
+        gap = _torch_ops.safe_divide(
+            gap, _torch_ops.std(_torch_ops.centred(frame), frame, 1) + eps / frame.scale)
+    else:
+        gap = gap * frame.scale
     return _torch_ops.put_at(x, best, gap)
 
 
@@ -60,8 +69,8 @@ def _bon_max_second_options(*, normalize, eps):
 
 
 @register_rule(
-    "bon_max_second", torch=_bon_max_second_torch, check_options=_bon_max_second_options,
-    min_group_size=2, label="BoN-max second",
+    "bon_max_second", torch=_bon_max_second_torch, torch_masks=True,
+    check_options=_bon_max_second_options, min_group_size=2, label="BoN-max second",
     properties=_SHIFT_SCALE | {"permutation_equivariant", "monotone", "deterministic"},
     formula=r"A_{i^*} = r_{(m)} - r_{(m-1)},\ i^* = \arg\max_i r_i;\quad A_i = 0\ (i \ne i^*)")
 @checks_finite

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._arguments import n_target_iv, real_iv
@@ -12,18 +14,34 @@ from .registry import register_rule
 __all__ = ["cat_bon"]
 
 
+@functools.lru_cache(maxsize=64)
+def _log_counts(m: int):
+    """``log(c + 1)`` for ``c = 0..m``: the rank weights' logs for every count below."""
+    return np.log(np.arange(1.0, m + 2.0))
+
+
 def _cat_bon_torch(x, valid, *, n_target, eps):
+    """Masked CAT-BoN: ranks and z-score among the valid rewards; one sort, O(B m log m).
+
+    ``w_i / w_max = ((c_i + 1)/(c_max + 1))^{N−1}`` with ``c`` the count of valid rewards
+    below: its log is formed in float64 from a host table of ``log(c + 1)`` (gathered by
+    ``c``) and only then rounded, so float32 weights keep float32 accuracy (the exponent
+    ``N − 1 = 127`` would amplify a float32 log's rounding 127-fold).
+    """
     import torch
 
     from .. import _torch_ops
 
-    m = x.shape[1]
-    below = torch.searchsorted(torch.sort(x, dim=1).values, x, right=False)
-    log_weights = (n_target - 1) * torch.log((below.to(x.dtype) + 1.0) / (m + 1.0))
-    weights = torch.exp(log_weights - log_weights.amax(dim=1, keepdim=True))
-    normalized = weights / weights.mean(dim=1, keepdim=True)
-    return normalized * _torch_ops.safe_divide(_torch_ops.centred(x),
-                                               _torch_ops.std(x, 1) + eps)
+    frame = _torch_ops.row_frame(x, valid)
+    keys = _torch_ops.masked(x, valid, torch.inf)
+    below = torch.searchsorted(torch.sort(keys, dim=1).values, keys, right=False)
+    log_count = _torch_ops.constant(_log_counts(x.shape[1]), x, torch.float64)
+    highest = _torch_ops.zeroed(below, valid).amax(dim=1, keepdim=True)  # the maximum's
+    log_weights = (n_target - 1) * (log_count[below] - log_count[highest])
+    weights = _torch_ops.zeroed(torch.exp(log_weights.to(x.dtype)), valid)
+    # The maximum's weight is 1, so the sum is >= 1 in every row with a valid reward.
+    normalized = weights * (frame.size / weights.sum(dim=1, keepdim=True).clamp(min=1.0))
+    return normalized * _torch_ops.zscore(frame, eps, 1)
 
 
 def _cat_bon_options(*, n_target, eps):
@@ -31,8 +49,9 @@ def _cat_bon_options(*, n_target, eps):
 
 
 @register_rule(
-    "cat_bon", torch=_cat_bon_torch, check_options=_cat_bon_options, min_group_size=2,
-    label="CAT-BoN", properties={"shift_invariant", "permutation_equivariant", "deterministic"},
+    "cat_bon", torch=_cat_bon_torch, torch_masks=True, check_options=_cat_bon_options,
+    min_group_size=2, label="CAT-BoN",
+    properties={"shift_invariant", "permutation_equivariant", "deterministic"},
     formula=r"A_i = \frac{w_i}{\overline{w}}\cdot\frac{r_i - \bar r}{\operatorname{sd}_{m-1}(r) "
             r"+ \varepsilon},\quad w_i = N q_i^{N-1},\quad q_i = \frac{\#\{j: r_j < r_i\} + 1}"
             r"{m + 1}")

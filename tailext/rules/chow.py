@@ -45,21 +45,38 @@ def chow_selection(shape, *, n_select=None, seed=None):
 
 
 def _chow_bon_rl_torch(x, valid, *, n_select, seed):
+    """Masked Chow BoN-RL: the split is drawn among each row's valid rollouts.
+
+    The host draws the keys of :func:`chow_selection` (``seed``'s ``random((B, m))``) and
+    sorts them (``σ = argsort``, the columns by increasing key); ``Sel`` is the first
+    ``n_sel`` valid rollouts in that order — the ``n_sel`` smallest keys among the valid
+    ones (``n_sel = n // 2`` for ``n_select=None``, ``n`` the row's valid count), found on
+    the device by a cumulative count, no sort. With every rollout valid this is the numpy
+    rule's split for the same seed; with a mask it is a uniformly random ``n_sel``-subset of
+    the valid rollouts (not the split numpy draws for the compacted groups). Cost: a host
+    draw and sort of ``B m`` uniforms (about 2 ms for ``[4096, 64]``), their copy, O(B m).
+    """
     import torch
 
     from .. import _torch_ops
 
     n_groups, m = x.shape
-    selected_host = chow_selection((n_groups, m), n_select=n_select, seed=seed)
-    n_select = int(selected_host[0].sum())
-    selected = _torch_ops.constant(selected_host, x).bool()
-    best = torch.where(selected, x, torch.full_like(x, -torch.inf)).argmax(dim=1, keepdim=True)
-    r_best = x.gather(1, best)
-    gain = m * _torch_ops.centred(x).gather(1, best)
-    below = ~selected & (x <= r_best)
-    count = below.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
-    out = torch.where(below, gain * (n_select - 1) / count, torch.zeros_like(x))
-    return out.scatter(1, best, gain)
+    frame = _torch_ops.row_frame(x, valid)
+    by_key = _torch_ops.constant(np.argsort(seed_iv(seed).random((n_groups, m)), axis=1), x,
+                                 torch.int64)
+    chosen = frame.count // 2 if n_select is None else torch.full_like(frame.count, n_select)
+    eligible = (torch.ones_like(by_key, dtype=torch.bool) if valid is None
+                else valid.gather(1, by_key))
+    first = eligible & (torch.cumsum(eligible.to(torch.int64), dim=1) <= chosen)
+    selected = torch.zeros_like(first).scatter(1, by_key, first)
+    best = _torch_ops.first_max(frame, within=selected)
+    gain = frame.size * _torch_ops.centred(frame).gather(1, best)  # n (x'* − x̄')
+    below = ~selected & (x <= x.gather(1, best))
+    if valid is not None:
+        below = below & valid
+    share = gain * (chosen - 1).to(x.dtype) / below.sum(dim=1, keepdim=True).clamp(min=1)
+    out = torch.where(below, share, torch.zeros_like(x)).scatter(1, best, gain)
+    return out * frame.scale
 
 
 def _chow_bon_rl_options(*, n_select, seed):
@@ -74,8 +91,9 @@ def _chow_min_group_size(*, n_select, seed):
 
 
 @register_rule(
-    "chow_bon_rl", torch=_chow_bon_rl_torch, check_options=_chow_bon_rl_options,
-    min_group_size=_chow_min_group_size, label="Chow BoN-RL",
+    "chow_bon_rl", torch=_chow_bon_rl_torch, torch_masks=True,
+    check_options=_chow_bon_rl_options, min_group_size=_chow_min_group_size,
+    label="Chow BoN-RL",
     properties={"shift_invariant", "scale_equivariant"},
     formula=r"A_{y^*} = m(r^* - \bar r),\quad A_j = m(r^* - \bar r)\frac{n_{sel}-1}{\hat F n_c}"
             r"\mathbf 1\{r_j \le r^*\}\ (j \in \mathrm{Cor})")

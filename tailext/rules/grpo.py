@@ -14,9 +14,10 @@ _CENTRED = {"zero_sum", "shift_invariant", "permutation_equivariant", "monotone"
 
 
 def _grpo_torch(x, valid, *, eps, ddof):
+    """Masked ``(x' − x̄')/(sd' + ε/c)`` in the row frame: O(B m), no sort."""
     from .. import _torch_ops
 
-    return _torch_ops.zscore(x, eps, ddof)
+    return _torch_ops.zscore(_torch_ops.row_frame(x, valid), eps, ddof)
 
 
 def _grpo_options(*, eps, ddof):
@@ -24,7 +25,7 @@ def _grpo_options(*, eps, ddof):
 
 
 @register_rule(
-    "grpo", torch=_grpo_torch, check_options=_grpo_options,
+    "grpo", torch=_grpo_torch, torch_masks=True, check_options=_grpo_options,
     min_group_size=lambda *, eps, ddof: 1 + ddof, properties=_CENTRED, label="GRPO-Z",
     formula=r"A_i = \frac{r_i - \bar r}{\operatorname{sd}(r) + \varepsilon}")
 @checks_finite
@@ -67,13 +68,16 @@ def grpo(rewards, *, eps=1e-6, ddof=1):
 
 
 def _mean_centred_torch(x, valid):
+    """Masked ``c (x' − x̄')``: O(B m)."""
     from .. import _torch_ops
 
-    return _torch_ops.centred(x)
+    frame = _torch_ops.row_frame(x, valid)
+    return _torch_ops.centred(frame) * frame.scale
 
 
 @register_rule(
-    "mean_centred", torch=_mean_centred_torch, properties=_CENTRED | {"scale_equivariant"},
+    "mean_centred", torch=_mean_centred_torch, torch_masks=True,
+    properties=_CENTRED | {"scale_equivariant"},
     label="GRPO", formula=r"A_i = r_i - \bar r")
 @checks_finite
 def mean_centred(rewards):
@@ -98,14 +102,17 @@ def mean_centred(rewards):
 
 
 def _rloo_torch(x, valid):
+    """Masked ``n/(n − 1) · c (x' − x̄')`` with ``n`` the row's valid count: O(B m)."""
     from .. import _torch_ops
 
-    m = x.shape[1]
-    return m / (m - 1) * _torch_ops.centred(x)
+    frame = _torch_ops.row_frame(x, valid)
+    factor = frame.size / (frame.size - 1.0).clamp(min=1.0)
+    return factor * _torch_ops.centred(frame) * frame.scale
 
 
 @register_rule(
-    "rloo", torch=_rloo_torch, min_group_size=2, properties=_CENTRED | {"scale_equivariant"},
+    "rloo", torch=_rloo_torch, torch_masks=True, min_group_size=2,
+    properties=_CENTRED | {"scale_equivariant"},
     label="RLOO", formula=r"A_i = r_i - \frac{1}{m-1}\sum_{j \ne i} r_j "
                           r"= \frac{m}{m-1}(r_i - \bar r)")
 @checks_finite

@@ -53,6 +53,11 @@ class AdvantageResult(NamedTuple):
     discrete_groups : int or torch.Tensor
         Groups whose top rewards take at most two distinct values with one of them
         repeated (counted by tail-fitting rules only, 0 otherwise).
+    nonfinite : int or torch.Tensor
+        Advantages that are not finite in the returned dtype. Always 0 where the result is
+        checked (numpy, and torch with ``check_finite=True``, raise instead); with
+        ``check_finite=False`` an advantage beyond the dtype's range (a float16 result above
+        65504, say) is returned as ±inf and counted here.
 
     The torch adapter returns 0-dimensional int64 tensors on the rewards' device, so that
     reading them is the caller's choice of when to synchronize.
@@ -62,6 +67,7 @@ class AdvantageResult(NamedTuple):
     small_groups: object
     invalid: object
     discrete_groups: object
+    nonfinite: object = 0
 
 
 #: Modules whose frames sit between tailext and its caller (torch.no_grad's wrapper).
@@ -104,8 +110,8 @@ def warn_small_groups(rule, minimum: int) -> None:
 
 def warn_discrete(rule) -> None:
     """One :class:`DiscreteRewardWarning` per call site."""
-    warnings.warn(f"method {rule.name!r} fits a continuous upper tail, but some groups' top "
-                  "rewards are tied (binary or few-level rewards): the fit then gives "
+    warnings.warn(f"method {rule.name!r} relies on a fit of each group's upper tail, but "
+                  "some groups' top rewards are tied (binary or few-level rewards): the fit then gives "
                   "little or no signal. See the tailext docs on 0/1 rewards and pass@k "
                   "(docs/binary-rewards.md): for a pass@N target with m >= N, maxk_loo1 "
                   "with k=N is exact.", DiscreteRewardWarning,

@@ -10,14 +10,15 @@ and the benchmarks all read the registry, so a rule added here is available to a
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from .._arguments import did_you_mean, shown
 
-__all__ = ["AdvantageRule", "PROPERTIES", "RESERVED_OPTIONS", "register_rule", "get_rule",
-           "available_methods", "RENAMED"]
+__all__ = ["AdvantageRule", "PROPERTIES", "DERIVED_ATTRIBUTES", "RESERVED_OPTIONS",
+           "register_rule", "get_rule", "available_methods", "RENAMED"]
 
 #: Properties a rule may claim. See :func:`tailext.testing.check_rule` for their checks.
 PROPERTIES = frozenset({
@@ -29,6 +30,9 @@ PROPERTIES = frozenset({
     "monotone",                 # r_i ≤ r_j ⇒ A_i ≤ A_j within a group
     "deterministic",            # no randomness (or fully determined by a `seed` option)
 })
+
+#: Attributes that a rule built from other rules may derive from its options (``derive=``).
+DERIVED_ATTRIBUTES = frozenset({"properties", "torch_masks", "tail_fit"})
 
 #: Keyword arguments of the entry points, which a rule's options may not shadow.
 RESERVED_OPTIONS = frozenset({"rewards", "method", "valid", "small_groups", "check_finite",
@@ -81,7 +85,8 @@ class AdvantageRule:
     min_group_size : callable
         ``min_group_size(**options) -> int``, the fewest valid rollouts a group needs.
     properties : frozenset of str
-        Claimed properties, a subset of :data:`PROPERTIES`, under the default options.
+        Claimed properties, a subset of :data:`PROPERTIES`, under the default options
+        (under others see :meth:`specialized`).
     formula : str
         The rule as a LaTeX formula.
     label : str
@@ -89,6 +94,11 @@ class AdvantageRule:
     tail_fit : bool
         Whether the rule fits the upper tail (TEA family); such rules warn when a group's
         rewards take too few distinct values for a tail fit.
+    derive : callable or None
+        ``derive(**options) -> mapping`` of the attributes in :data:`DERIVED_ATTRIBUTES`
+        that depend on the options, for a rule built from other rules (e.g. the properties
+        of ``weighted_sum`` are those its components share). The registered rule holds
+        them under the default options; :meth:`specialized` recomputes them.
     """
 
     name: str
@@ -102,6 +112,7 @@ class AdvantageRule:
     formula: str = ""
     label: str = ""
     tail_fit: bool = False
+    derive: Callable | None = None
 
     def resolve(self, options: Mapping) -> dict:
         """The complete, validated option set: defaults updated by ``options``.
@@ -119,6 +130,18 @@ class AdvantageRule:
                             f"{allowed}.{hint}")
         return self.check_options(**{**self.options, **options})
 
+    def specialized(self, options: Mapping) -> "AdvantageRule":
+        """The rule as it behaves under ``options`` (a :meth:`resolve` result).
+
+        ``self`` for a rule without ``derive``; otherwise a copy whose ``properties``,
+        ``torch_masks`` and ``tail_fit`` are those ``derive`` gives for ``options``. The
+        entry points, the torch adapter and :func:`tailext.testing.check_rule` use it, so
+        a composed rule is computed, and checked, with the attributes of its components.
+        """
+        if self.derive is None:
+            return self
+        return dataclasses.replace(self, **_derived_iv(self.name, self.derive(**options)))
+
     def __call__(self, rewards, **kwargs):
         """``tailext.advantages(rewards, method=self.name, **kwargs)``."""
         from .dispatch import advantages
@@ -129,9 +152,27 @@ class AdvantageRule:
 _REGISTRY: dict[str, AdvantageRule] = {}
 
 
+def _derived_iv(name: str, derived: Mapping) -> dict:
+    """Validated attributes from a rule's ``derive`` (a bug there names the rule)."""
+    unknown = sorted(set(derived) - DERIVED_ATTRIBUTES)
+    if unknown:
+        raise ValueError(f"rule {name!r}: derive() returned unknown attributes {unknown}; "
+                         f"derivable: {sorted(DERIVED_ATTRIBUTES)}.")
+    attributes = {key: bool(value) for key, value in derived.items() if key != "properties"}
+    if "properties" in derived:
+        claimed = frozenset(derived["properties"])
+        if not claimed <= PROPERTIES:
+            unknown = sorted(claimed - PROPERTIES)
+            raise ValueError(f"rule {name!r}: derive() returned unknown properties "
+                             f"{unknown}; known: {', '.join(sorted(PROPERTIES))}."
+                             f"{did_you_mean(unknown[0], PROPERTIES)}")
+        attributes["properties"] = claimed
+    return attributes
+
+
 def register_rule(name: str, *, torch=None, torch_masks: bool = False, check_options=None,
                   min_group_size=None, properties=(), formula: str = "", label: str = "",
-                  tail_fit: bool = False, replace: bool = False):
+                  tail_fit: bool = False, derive=None, replace: bool = False):
     """Decorator registering ``kernel(rewards, **options)`` as advantage rule ``name``.
 
     The accepted options and their defaults are the kernel's keyword-only parameters. The
@@ -158,6 +199,11 @@ def register_rule(name: str, *, torch=None, torch_masks: bool = False, check_opt
         LaTeX formula and report label (default: ``name``).
     tail_fit : bool
         Warn when groups have too few distinct rewards for a tail fit.
+    derive : callable, optional
+        ``derive(**options) -> mapping`` of the attributes in :data:`DERIVED_ATTRIBUTES`
+        that depend on the options (they override ``properties``, ``torch_masks`` and
+        ``tail_fit``); see :class:`AdvantageRule`. Called at registration with the default
+        options.
     replace : bool
         Allow replacing a registered rule of the same name.
 
@@ -193,6 +239,8 @@ def register_rule(name: str, *, torch=None, torch_masks: bool = False, check_opt
         min_group_size = lambda **options: fixed  # noqa: E731
     if torch is not None and not callable(torch):
         raise TypeError(f"`torch` must be None or a callable, got {shown(torch)}.")
+    if derive is not None and not callable(derive):
+        raise TypeError(f"`derive` must be None or a callable, got {shown(derive)}.")
 
     def decorator(kernel):
         if name in _REGISTRY and not replace:
@@ -206,7 +254,9 @@ def register_rule(name: str, *, torch=None, torch_masks: bool = False, check_opt
                              "arguments of tailext.advantages.")
         rule = AdvantageRule(name, kernel, options, torch, bool_iv(torch_masks, "torch_masks"),
                              check_options or _no_option_check, min_group_size or _one,
-                             claimed, formula, label or name, tail_fit)
+                             claimed, formula, label or name, tail_fit, derive)
+        if derive is not None:  # the registered rule holds them under the default options
+            rule = rule.specialized(rule.resolve({}))
         _REGISTRY[name] = rule
 
         def public(rewards, **kwargs):

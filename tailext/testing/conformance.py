@@ -109,7 +109,8 @@ class ConformanceReport:
         The rule's name.
     results : Mapping[str, PropertyResult]
     claimed : frozenset of str
-        Properties the rule's registration claims (empty for a plain callable).
+        Properties the rule claims under the options checked (its registration's, or
+        those derived for a composed rule; empty for a plain callable).
     """
 
     rule: str
@@ -432,6 +433,8 @@ def _check_rule_iv(rule, properties, options, rtol, atol, max_examples):
                             f"{sorted(accepted) or 'none'}.")
     if "seed" in accepted and options.get("seed") is None:
         options["seed"] = 0  # a random rule is compared between calls under a fixed seed
+    if registered:  # what the rule claims under these options (derived for composed rules)
+        claimed = function.specialized(function.resolve(options)).properties
     if properties is None:
         wanted = set(claimed) if registered else {"deterministic"}
     elif properties == "all":
@@ -494,11 +497,12 @@ def check_rule(rule, *, properties=None, options=None, rewards=None, rtol=DEFAUL
         ``rule(rewards[B, m], **options) -> advantages[B, m]``.
     properties : None, "all", str or iterable of str
         What to check besides :data:`ALWAYS_CHECKED`. ``None``: for a registered rule the
-        properties its registration claims; for a plain callable ``deterministic`` (and with
+        properties it claims under ``options`` (those its registration claims, or for a
+        composed rule such as ``weighted_sum`` those derived from its components); for a plain callable ``deterministic`` (and with
         it ``batch_independent``). ``"all"``: every property in :data:`CHECKABLE` (to find out
         which hold).
     options : dict, optional
-        Keyword options passed to every call. If the rule accepts ``seed`` and none is
+        Keyword options passed to every call (validated first for a registered rule). If the rule accepts ``seed`` and none is
         given, ``seed=0`` is passed, so that a random rule is compared between calls under
         one seed (and ``deterministic`` then means "determined by the seed").
     rewards : hypothesis strategy, optional
