@@ -26,7 +26,8 @@ GRID = 2.0 ** -28
 EXPONENTS = [-1040, -997, -565, -100, 0, 100, 512, 997, 1023]
 OFFSET = 3 * 2 ** 20
 CASES = [("tea", {}), ("tea", {"scale_floor": 0.3}), ("tea_raw", {}),
-         ("prefix_tea", {"ordering": "given"}), ("grpo", {}), ("grpo", {"eps": 0.0, "ddof": 0}), ("mean_centred", {}), ("rloo", {}),
+         ("prefix_tea", {"ordering": "given"}), ("grpo", {}), ("grpo", {"eps": 0.0, "ddof": 0}),
+         ("mean_centred", {}), ("rloo", {}),
          ("bon_max_mean", {}), ("bon_max_second", {}),
          ("bon_max_second", {"normalize": True}), ("bon_mean", {}), ("maxk_loo1", {}),
          ("chow_bon_rl", {"seed": 0}), ("cat_bon", {})]
