@@ -23,11 +23,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -215,8 +212,8 @@ def cell(row):
     return row["status"]
 
 
-def markdown(report):
-    results = report["results"]
+def markdown(record):
+    results = record["results"]["rows"]
     columns = [(label, offset) for label, _ in MAGNITUDES for offset in (False, True)
                if any(r["magnitude"] == label and r["offset"] == offset for r in results)]
     head = [f"{label}{' +off' if offset else ''}" for label, offset in columns]
@@ -225,7 +222,7 @@ def markdown(report):
              "relative to the row); `+off`: offset ≈ 10^6 × the row's spread. 'error "
              "(right)': a clear error where the exact answer overflows float64. Rows: 3 "
              "normal, 2 four-level, 1 constant, m = 64; seed "
-             f"{report['config']['seed']}.", "",
+             f"{record['seed']}; tailext {record['configuration']['commit']}.", "",
              "| rule | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     methods = list(dict.fromkeys(r["method"] for r in results))
     for method in methods:
@@ -238,7 +235,7 @@ def markdown(report):
     lines += ["", "Inputs that need exact conversion (error in the same units):", "",
               "| rule | int64 2^60 + small | float16 | float32 |", "|---|---|---|---|"]
     by_method = {}
-    for row in report["inputs"]:
+    for row in record["results"]["inputs"]:
         by_method.setdefault(row["method"], {})[row["input"]] = cell(row)
     for method, cells in by_method.items():
         lines.append(f"| {method} | {cells.get('int64 2^60 + small', '')} | "
@@ -247,26 +244,19 @@ def markdown(report):
 
 
 def main(argv=None):
-    import numba
-
-    import tailext
+    from bench_common import Clock, finish_record, tailext_commit
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmark-results"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    report = {"config": {"seed": args.seed, "magnitudes": MAGNITUDES, "offset": OFFSET,
-                         "cases": [[m, o] for m, o in CASES]},
-              "environment": {"python": platform.python_version(), "numpy": np.__version__,
-                              "numba": numba.__version__, "tailext": tailext.__version__,
-                              "tailext_path": str(Path(tailext.__file__).parent)},
-              "results": run(args.seed), "inputs": input_cases()}
-    report["seconds"] = time.perf_counter() - start
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_precision.json").write_text(json.dumps(report, indent=2))
-    (args.out / "bench_precision.md").write_text(markdown(report))
-    print(markdown(report))
+    clock = Clock()
+    configuration = {"seed": args.seed, "magnitudes": MAGNITUDES, "offset": OFFSET,
+                     "cases": [[m, o] for m, o in CASES], "commit": tailext_commit()}
+    record = finish_record("bench_precision", args.out, seed=args.seed,
+                           configuration=configuration, rows=run(args.seed), clock=clock,
+                           markdown=markdown, inputs=input_cases())
+    print(markdown(record))
     return 0
 
 

@@ -30,7 +30,7 @@ import numpy as np, numba
 import tailext
 from tailext import _parallel
 
-calls = int(sys.argv[1])
+calls, rounds = int(sys.argv[1]), int(sys.argv[2])
 rewards = np.random.default_rng(0).normal(size=(4096, 64))
 tailext.advantages(rewards, method="tea")  # compile / load, learn the layer
 
@@ -51,9 +51,9 @@ def lot(locked):
 
 layer = numba.threading_layer()
 result = {"layer": layer, "numba_threads": numba.get_num_threads(), "calls": 4 * calls}
-result["locked_s"] = min(lot(True) for _ in range(3))
+result["locked_s"] = min(lot(True) for _ in range(rounds))
 if layer != "workqueue":
-    result["unlocked_s"] = min(lot(False) for _ in range(3))
+    result["unlocked_s"] = min(lot(False) for _ in range(rounds))
 start = time.perf_counter()
 for _ in range(100000):
     with lock:
@@ -63,10 +63,11 @@ print(json.dumps(result))
 """
 
 
-def measure(layer, calls):
+def measure(layer, calls, rounds):
     env = {**os.environ, "NUMBA_THREADING_LAYER": layer, "NUMBA_NUM_THREADS": "2",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(calls)], env=env, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", CHILD, str(calls), str(rounds)], env=env,
+                          cwd=ROOT,
                           capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or ["?"]
@@ -75,7 +76,8 @@ def measure(layer, calls):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def markdown(results, calls):
+def markdown(record):
+    results, calls = record["results"]["rows"], record["configuration"]["calls_per_thread"]
     lines = ["# Concurrent calls: the parallel-launch lock", "",
              f"4 Python threads × {calls} calls of `advantages(rewards, 'tea')` on "
              "[4096, 64] float64 (parallel build, 2 numba threads); best of 3 lots, wall.",
@@ -93,17 +95,23 @@ def markdown(results, calls):
 
 
 def main(argv=None):
+    from bench_common import Clock, finish_record, tailext_commit
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmark-results"))
     parser.add_argument("--calls", type=int, default=25, help="calls per thread")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="lots per layer and setting (the best is kept)")
     args = parser.parse_args(argv)
-    results = [measure(layer, args.calls) for layer in LAYERS]
-    args.out.mkdir(parents=True, exist_ok=True)
-    report = {"config": {"calls_per_thread": args.calls, "threads": 4, "shape": "4096x64"},
-              "python": sys.executable, "results": results}
-    (args.out / "bench_threads.json").write_text(json.dumps(report, indent=2))
-    (args.out / "bench_threads.md").write_text(markdown(results, args.calls))
-    print(markdown(results, args.calls))
+    clock = Clock()
+    rows = [measure(layer, args.calls, args.rounds) for layer in LAYERS]
+    record = finish_record("bench_threads", args.out, seed=0, rows=rows, clock=clock,
+                           configuration={"calls_per_thread": args.calls, "threads": 4,
+                                          "rounds": args.rounds, "shape": "4096x64",
+                                          "python": sys.executable,
+                                          "commit": tailext_commit()},
+                           markdown=markdown)
+    print(markdown(record))
     return 0
 
 

@@ -6,6 +6,13 @@ import numpy as np
 import pytest
 
 import tailext
+from tailext.rules import registry
+
+
+@pytest.fixture(autouse=True)
+def own_registry(monkeypatch):
+    """Rules registered here stay here (other tests list every registered rule)."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
 
 def test_memoized_options_still_reject_bad_types():

@@ -59,33 +59,51 @@ def check_status(status):
         raise NonFiniteRows(status)
 
 
-def _kernel_output(rule, block, options):
-    """The kernel's advantages and its per-group discrete flags (tail-fitting rules)."""
-    out, discrete = rule.numpy(block, **options), 0
+def _kernel_output(rule, block, options, rows=None):
+    """The kernel's advantages and its per-group discrete flags (tail-fitting rules).
+
+    A kernel's :class:`NonFiniteRows` becomes the error for the first flagged group
+    (``rows[i]`` is the batch row of block row ``i``; ``None``: the block is the batch).
+    """
+    try:
+        out = rule.numpy(block, **options)
+    except NonFiniteRows as error:
+        first = int(np.flatnonzero(error.status)[0])
+        row = first if rows is None else int(rows[first])
+        if error.status[first] == BAD_OUTPUT:
+            raise _overflow_error(rule, row, block[first]) from None
+        raise _NonFiniteReward(f"non-finite reward in group {row}; rewards must be finite "
+                               "(mark a reward that could not be computed invalid with "
+                               "`valid`).") from None
+    discrete = 0
     if rule.tail_fit:
         out, flags = out
         discrete = int(np.count_nonzero(flags))
-    out = np.asarray(out, dtype=np.float64)
+    if type(out) is not np.ndarray or out.dtype is not _FLOAT64:
+        out = np.asarray(out, dtype=np.float64)
     if out.shape != block.shape:
         raise ValueError(f"rule {rule.name!r} returned shape {out.shape} for rewards of shape "
                          f"{block.shape}; a rule must return one advantage per reward.")
     return out, discrete
 
 
-def compute_groups(rule, batch, mask, options, policy, name="rewards", given=None):
+def compute_groups(rule, batch, mask, options, policy, name="rewards", given=None,
+                   minimum=None):
     """Advantages of validated ``batch[B, m]`` with ``mask`` (or ``None``) → ``(out, info)``.
 
     Groups are processed in blocks of equal valid size: each block's valid rewards, in their
     order, are packed into ``[G, s]`` and handed to the kernel, and the results are put back;
     invalid rollouts and groups below the rule's minimum get 0. ``info`` is
     ``(small_groups, invalid, discrete_groups)``. ``given`` are the options as the caller
-    passed them, for the error message (default: ``options``).
+    passed them, for the error message (default: ``options``); ``minimum`` the rule's
+    minimum group size under them, when the caller knows it.
     """
     n_groups, m = batch.shape
-    minimum = int(rule.min_group_size(**options))
+    if minimum is None:
+        minimum = int(rule.min_group_size(**options))
     checked = getattr(rule.numpy, "checks_finite", False)
     if mask is None and m >= minimum:
-        out, discrete = _located_output(rule, batch, options, None, batch)
+        out, discrete = _kernel_output(rule, batch, options)
         return out if checked else _checked(rule, out, batch), (0, 0, discrete)
     counts = np.full(n_groups, m) if mask is None else mask.sum(axis=1)
     small = (counts > 0) & (counts < minimum)
@@ -105,7 +123,7 @@ def compute_groups(rule, batch, mask, options, policy, name="rewards", given=Non
         else:
             columns = order[rows, :size]
             block = np.ascontiguousarray(np.take_along_axis(batch[rows], columns, axis=1))
-        advantages, flagged = _located_output(rule, block, options, rows, batch)
+        advantages, flagged = _kernel_output(rule, block, options, rows)
         discrete += flagged
         if order is None:
             out[rows] = advantages
@@ -114,22 +132,6 @@ def compute_groups(rule, batch, mask, options, policy, name="rewards", given=Non
     n_small = int(small.sum())
     invalid = 0 if mask is None else int(mask.size - counts.sum())
     return out if checked else _checked(rule, out, batch), (n_small, invalid, discrete)
-
-
-def _located_output(rule, block, options, rows, batch):
-    """:func:`_kernel_output`, with a kernel's :class:`NonFiniteRows` turned into the error
-    for the first flagged group of ``batch`` (``rows[i]`` is the batch row of block row
-    ``i``; ``None``: the block is the batch)."""
-    try:
-        return _kernel_output(rule, block, options)
-    except NonFiniteRows as error:
-        first = int(np.flatnonzero(error.status)[0])
-        row = first if rows is None else int(rows[first])
-        if error.status[first] == BAD_OUTPUT:
-            raise _overflow_error(rule, row, block[first]) from None
-        raise _NonFiniteReward(f"non-finite reward in group {row}; rewards must be finite "
-                               "(mark a reward that could not be computed invalid with "
-                               "`valid`).") from None
 
 
 def _overflow_error(rule, row, rewards):
@@ -167,20 +169,21 @@ _IMMUTABLE = (int, float, str, bool, type(None))
 
 
 def _resolved(rule, options):
-    """``rule.resolve(options)``, memoized for option values of immutable scalar types (a
-    resolved ``seed`` is a Generator, so Chow's options are resolved on every call). The
-    cache key has each value's type, so ``True`` and ``1`` stay apart. Callers must not
-    modify the result."""
+    """``(rule.resolve(options), minimum group size)``, memoized for option values of
+    immutable scalar types (a resolved ``seed`` is a Generator, so the options of seeded
+    rules are resolved on every call). The cache key has each value's type, so ``True``
+    and ``1`` stay apart. Callers must not modify the result."""
     try:
         key = (rule.name, rule.numpy, rule.check_options, tuple(rule.options.items()),
                tuple((name, type(value), value) for name, value in options.items()))
         cached = _RESOLVED.get(key)
     except TypeError:  # an unhashable option value: the validator will say what it is
-        return rule.resolve(options)
+        cached, key = None, None
     if cached is None:
-        cached = rule.resolve(options)
-        if len(_RESOLVED) < _RESOLVED_MAX and all(type(value) in _IMMUTABLE
-                                                  for value in cached.values()):
+        resolved = rule.resolve(options)
+        cached = resolved, int(rule.min_group_size(**resolved))
+        if (key is not None and len(_RESOLVED) < _RESOLVED_MAX
+                and all(type(value) in _IMMUTABLE for value in resolved.values())):
             _RESOLVED[key] = cached
     return cached
 
@@ -264,7 +267,7 @@ def advantages(rewards, method="tea", *, valid=None, small_groups="raise", retur
     True
     """
     rule = get_rule(method)
-    resolved = _resolved(rule, options)
+    resolved, minimum = _resolved(rule, options)
     rule = rule.specialized(resolved)
     # The common values pass without the validators (which give the messages otherwise).
     policy = (small_groups if type(small_groups) is str and small_groups in SMALL_GROUP_POLICIES
@@ -282,12 +285,13 @@ def advantages(rewards, method="tea", *, valid=None, small_groups="raise", retur
         batch = _exact_integers(rule, rewards, batch, mask)
     try:
         out, (n_small, invalid, discrete) = compute_groups(rule, batch, mask, resolved,
-                                                           policy, given=options)
+                                                           policy, given=options,
+                                                           minimum=minimum)
     except _NonFiniteReward:
         masked_rewards_iv(rewards, valid)  # raises, naming the reward
         raise
     if n_small:
-        warn_small_groups(rule, rule.min_group_size(**resolved))
+        warn_small_groups(rule, minimum)
     if discrete:
         warn_discrete(rule)
     out = out[0] if was_1d else out
