@@ -9,14 +9,14 @@ is large enough to amortize the threads.
 
 Concurrent calls from several Python threads are safe under every numba threading layer:
 numba's ``workqueue`` layer (its fallback when neither OpenMP nor TBB can be loaded) aborts
-the process when two threads launch parallel kernels at once, so parallel launches take one
-process-wide lock (the serial build needs none). The lock is taken under every layer: a
-launch already uses all of numba's threads, and letting OpenMP or TBB run launches
-side by side only oversubscribes the cores — measured with 4 Python threads × 25 TEA calls
-on ``[4096, 64]`` (2 cores, 2 numba threads): OpenMP 0.24 s locked against 0.34 s unlocked,
-TBB 0.62 s against 0.67 s; an uncontended lock round costs 0.3–1.6 µs against a launch of
-about 1 ms (``benchmarks/bench_threads.py``). Parallel kernels of other libraries are not
-covered by this lock.
+the process when two threads launch parallel kernels at once, so while the layer is
+``workqueue`` — or not yet known, before the first parallel launch — parallel launches take
+one process-wide lock (the serial build needs none). OpenMP and TBB run concurrent launches
+as they are: locking them too made no consistent difference (4 Python threads × 25 TEA
+calls on ``[4096, 64]``, 2 cores, 2 numba threads, best of 5, two runs: OpenMP 0.171 / 0.142
+s locked against 0.124 / 0.143 s unlocked, TBB 0.180 / 0.168 s against 0.174 / 0.264 s;
+workqueue, locked, 0.096 / 0.088 s; ``benchmarks/bench_threads.py``); an uncontended lock
+round costs 0.14–0.4 µs. Parallel kernels of other libraries are not covered by this lock.
 """
 
 from __future__ import annotations
@@ -27,12 +27,18 @@ import types
 import numba
 from numba import njit
 
-__all__ = ["PARALLEL_MIN_ELEMENTS", "batched_kernel"]
+__all__ = ["PARALLEL_MIN_ELEMENTS", "batched_kernel", "launches_locked"]
 
 #: Batches with fewer entries than this (first argument's ``size``) run serially.
 PARALLEL_MIN_ELEMENTS = 1 << 16
 
 _LAUNCH_LOCK = threading.Lock()
+_layer = None  # numba's threading layer, known after the first parallel launch
+
+
+def launches_locked() -> bool:
+    """Whether parallel launches take the lock: the layer is ``workqueue`` or not yet known."""
+    return _layer is None or _layer == "workqueue"
 
 
 class BatchedKernel:
@@ -53,8 +59,13 @@ class BatchedKernel:
     def __call__(self, *args):
         if args[0].size < PARALLEL_MIN_ELEMENTS or numba.get_num_threads() == 1:
             return self.serial(*args)
-        with _LAUNCH_LOCK:
+        if not launches_locked():
             return self.parallel(*args)
+        global _layer
+        with _LAUNCH_LOCK:
+            out = self.parallel(*args)
+            _layer = numba.threading_layer()
+        return out
 
 
 def batched_kernel(function=None, *, fastmath=False):
