@@ -12,11 +12,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels
 from ._arguments import (bool_iv, integer_iv, n_target_iv, real_iv, rewards_iv, scores_iv,
                          tail_fraction_iv, tail_iv)
 from .constants import kappa, tail_moments
 from .prefix import cancellation_weights, prefix_sizes, tail_count, tail_fraction_ratio
+
+# The numba kernels are imported in the functions that run them: validating options
+# (tail_settings_iv, which every TEA-family rule's registration may call) stays cheap.
 
 __all__ = [
     "TailVector",
@@ -154,6 +156,8 @@ def tail_vector(rewards, *, tail_fraction=0.25, scale_floor=None) -> TailVector:
     >>> round(tail_vector(r, tail_fraction=0.25).scale, 4)  # the default floor binds here
     0.5632
     """
+    from . import _kernels
+
     batch, was_1d, settings, k = _tail_vector_iv(rewards, tail_fraction, scale_floor)
     tops = top_blocks(batch, [batch.shape[1]], [k])
     h, mu, s, status = _kernels.tail_vector_batch(batch, tops, settings.floor_abs,
@@ -207,6 +211,8 @@ def shaped_reward(rewards, tail, *, tail_fraction=0.25, n_target=128):
     >>> bool(psi[:7].tolist() == [0.0] * 7 and psi[7] > 0)
     True
     """
+    from . import _kernels
+
     batch, was_1d, (h, mu, s), settings = _shaped_reward_iv(rewards, tail, tail_fraction,
                                                             n_target)
     psi, status = _kernels.shaped_reward_batch(batch, h, mu, s, settings.inv_beta,
@@ -279,6 +285,8 @@ def _prefix_options_iv(order, n_prefixes):
 
 
 def _crossfit(fit, evaluation, scores, sizes, weights, settings):
+    from . import _kernels
+
     counts = np.array([tail_count(int(n), settings.tail_fraction) for n in sizes],
                       dtype=np.int64)
     gradient, status = _kernels.crossfit_gradient_batch(

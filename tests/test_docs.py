@@ -23,8 +23,6 @@ PAGES = (sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "docs").glob("int
 # trainer configuration rather than a program; running them here would duplicate or fail.
 TESTED_ELSEWHERE = {
     "testing.md": "executed by tests/test_docs_testing.py (with its own hypothesis budget)",
-    "integrations.md": "the TRL block is a fragment (model, dataset, tokenizer are the "
-                       "reader's); tests/test_integration_trl.py runs the same trainer",
 }
 BLOCK = re.compile(r"(?P<before>[^\n]*)\n```python\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
 SKIP = re.compile(r"<!--\s*skip-test:\s*(?P<reason>.+?)\s*-->")

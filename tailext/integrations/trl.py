@@ -1,19 +1,27 @@
 """TRL's ``GRPOTrainer`` with the group advantage step replaced by a tailext rule.
 
-TRL (1.16) computes GRPO advantages inline in ``GRPOTrainer._generate_and_score_completions``:
-the rewards of all processes (``_calculate_rewards``, gathered, ``[B·G, n_funcs]``) are summed
-with ``reward_weights``, grouped as ``view(-1, num_generations)`` (each prompt's ``G``
-completions are adjacent) and z-scored per group. :class:`TailextGRPOTrainer` keeps
-everything else (generation, reference model, KL, clipping, loss aggregation) and overrides
-two methods, calling TRL's own code for both:
+Supported TRL: ``>=1.15.0,<1.17`` (tested: 1.15.0 and 1.16.0, whose advantage code is
+identical); importing this module with any other TRL raises ``ImportError`` naming the range.
+
+TRL computes GRPO advantages inline in ``GRPOTrainer._generate_and_score_completions``: the
+rewards of all processes (``_calculate_rewards``, gathered, ``[B·G, n_funcs]``, ``NaN`` where a
+reward function returned ``None``) are summed with ``reward_weights``, grouped as
+``view(-1, G)`` (each prompt's ``G`` completions are adjacent; ``G = num_generations`` in
+training, ``num_generations_eval`` in evaluation) and z-scored per group.
+:class:`TailextGRPOTrainer` keeps everything else (generation, reference model, KL, clipping,
+loss aggregation) and overrides two methods, calling TRL's own code for both:
 
 - ``_calculate_rewards``: records the gathered per-function rewards;
 - ``_generate_and_score_completions``: recomputes the advantages from those rewards with
-  ``tailext.torch.advantages(rewards.view(-1, G), method, **options)`` on the rewards' device,
-  and replaces this process's slice of ``output["advantages"]`` (and the logged advantages).
+  ``tailext.torch.advantages(rewards.view(-1, G), method, valid=scorable,
+  small_groups="zero")`` on the rewards' device, replaces this process's slice of
+  ``output["advantages"]`` and the logged advantages, and adds tailext's counts (and, if
+  asked, the unbiased best-of-k) to TRL's metrics.
 
-TRL's ``scale_rewards`` does not apply: the rule defines its own scaling (``grpo_z`` with
-``eps=1e-4, ddof=1`` reproduces TRL's ``scale_rewards="group"``).
+Not covered: ``RLOOTrainer`` (with its default ``beta=0.05`` it folds a KL term into the
+rewards from per-token log-probabilities the trainer never returns, so its advantage step
+cannot be recomputed from outside) and ``trl.experimental.async_grpo`` (advantages are
+computed in a spawned rollout process; it needs vLLM).
 
 :func:`word_tokenizer` builds a whitespace word-level tokenizer from a word list, for toy
 models built in code (tests, ``tailext validate posttrain --trl``) that must not download one.
@@ -21,17 +29,94 @@ models built in code (tests, ``tailext validate posttrain --trl``) that must not
 
 from __future__ import annotations
 
-from trl import GRPOTrainer
+from collections.abc import Mapping
 
+import trl
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from .._arguments import integer_iv, shown
 from ..rules import get_rule
 
-__all__ = ["TailextGRPOTrainer", "word_tokenizer"]
+__all__ = ["SUPPORTED_TRL", "TRL_EPS", "TailextGRPOTrainer", "word_tokenizer"]
+
+#: TRL versions this adapter supports (the advantage code it relies on is identical in them).
+SUPPORTED_TRL = ">=1.15.0,<1.17"
+
+#: TRL's GRPO denominator offset: ``(r − mean) / (std + 1e-4)``; the default ``eps`` of
+#: ``advantage_method="grpo"`` here, so that "grpo" in TRL is TRL's GRPO.
+TRL_EPS = 1e-4
+
+
+def _trl_version_iv(version: str) -> None:
+    """``ImportError`` unless ``version`` is in :data:`SUPPORTED_TRL` (pre-releases refused)."""
+    if Version(version) not in SpecifierSet(SUPPORTED_TRL):
+        raise ImportError(f"tailext.integrations.trl supports trl{SUPPORTED_TRL} (tested with "
+                          f"1.15.0 and 1.16.0), found trl {version}: it overrides private "
+                          "GRPOTrainer methods whose contract is only checked for those "
+                          "versions. Install one: pip install trl==1.16.0")
+
+
+_trl_version_iv(trl.__version__)
+
+from trl import GRPOTrainer  # noqa: E402  (after the version check)
+
+
+def _options_iv(method, advantage_options):
+    """The rule and its complete option set (``grpo`` gets TRL's eps unless given)."""
+    rule = get_rule(method)
+    if advantage_options is None:
+        advantage_options = {}
+    if not isinstance(advantage_options, Mapping):
+        raise TypeError("`advantage_options` must be a mapping of the rule's options, got "
+                        f"{shown(advantage_options)}.")
+    options = dict(advantage_options)
+    if rule.name == "grpo" and "eps" not in options:
+        options["eps"] = TRL_EPS
+    return rule, rule.resolve(options)
+
+
+def _budgets_iv(eval_best_of):
+    if eval_best_of is None:
+        return ()
+    if isinstance(eval_best_of, (str, bytes)) or not hasattr(eval_best_of, "__iter__"):
+        raise TypeError("`eval_best_of` must be a sequence of budgets k (e.g. (1, 4)), got "
+                        f"{shown(eval_best_of)}.")
+    return tuple(integer_iv(k, "eval_best_of[i]", low=1) for k in eval_best_of)
+
+
+def _config_iv(args, rule, options, budgets):
+    """Reject a GRPOConfig the rule cannot honour, before any model is loaded."""
+    if args.multi_objective_aggregation != "sum_then_normalize":
+        raise ValueError("TailextGRPOTrainer needs multi_objective_aggregation="
+                         "'sum_then_normalize' (the tailext rule replaces the normalization), "
+                         f"got {args.multi_objective_aggregation!r}.")
+    # GRPOConfig turns scale_rewards=True/False into "group"/"none".
+    if args.scale_rewards != "group":
+        hint = (" For unscaled advantages r - mean use advantage_method='mean_centred'."
+                if args.scale_rewards == "none" else "")
+        raise ValueError(f"TailextGRPOTrainer needs scale_rewards='group' (TRL's default: the "
+                         "rule defines its own scaling), got "
+                         f"scale_rewards={args.scale_rewards!r}.{hint}")
+    minimum = int(rule.min_group_size(**options))
+    if args.num_generations < minimum:
+        shown_options = ", ".join(f"{k}={v!r}" for k, v in options.items() if k != "seed")
+        raise ValueError(f"num_generations={args.num_generations} is too small for "
+                         f"advantage_method={rule.name!r} ({shown_options}), which needs groups "
+                         f"of at least {minimum} completions: set GRPOConfig(num_generations="
+                         f"{minimum} or more) or choose a rule with a smaller minimum.")
+    eval_generations = args.num_generations_eval or args.num_generations
+    too_large = [k for k in budgets if k > eval_generations]
+    if too_large:
+        raise ValueError(f"`eval_best_of` budgets must be <= num_generations_eval = "
+                         f"{eval_generations} (the completions per prompt in evaluation), got "
+                         f"{too_large[0]}.")
 
 
 class TailextGRPOTrainer(GRPOTrainer):
     r"""``trl.GRPOTrainer`` whose advantages come from a tailext rule.
 
-    For each prompt's group of ``G = num_generations`` completions with summed rewards
+    For each prompt's group of ``G`` completions with summed rewards
     :math:`r_g = \sum_f w_f r_{g,f}`, the advantages are
     :math:`A = \mathrm{rule}(r_1, \dots, r_G)` (e.g. TEA:
     :math:`A_i = \psi_+(r_i;\hat\tau) - \overline{\psi_+}`) instead of TRL's
@@ -42,26 +127,42 @@ class TailextGRPOTrainer(GRPOTrainer):
     *args, **kwargs
         Passed to ``trl.GRPOTrainer`` unchanged.
     advantage_method : str, default "tea"
-        A name from :func:`tailext.available_methods`.
+        A name from :func:`tailext.available_methods`. ``"grpo"`` without an explicit
+        ``eps`` uses TRL's ``eps=1e-4`` (:data:`TRL_EPS`): it then gives exactly stock TRL's
+        advantages.
     advantage_options : mapping, optional
         The rule's keyword options, e.g. ``{"tail_fraction": 0.25, "n_target": 128}``.
+    eval_best_of : sequence of int, optional
+        Budgets ``k`` of an evaluation metric: the unbiased best-of-k of each prompt's
+        ``num_generations_eval`` rewards (see :mod:`tailext.integrations._metrics`), logged
+        as ``eval_tailext/best@k`` (mean over prompts), and ``eval_tailext/pass@k`` over the
+        prompts whose rewards are all 0 or 1 (where best@k is pass@k).
 
     Raises
     ------
     ValueError
-        Unknown ``advantage_method``; ``multi_objective_aggregation`` other than
-        ``"sum_then_normalize"`` (the rule replaces the normalization).
+        Unknown ``advantage_method``; ``num_generations`` below the rule's minimum group
+        size (``tailext.get_rule(method).min_group_size(**options)``);
+        ``scale_rewards`` other than ``"group"``; ``multi_objective_aggregation`` other than
+        ``"sum_then_normalize"``; an ``eval_best_of`` budget above ``num_generations_eval``.
     TypeError
         An option the rule does not accept.
 
     Notes
     -----
-    - Every completion needs a finite reward: a completion for which every reward function
-      returned ``None`` (TRL zeroes its advantage) raises ``ValueError`` here, because a
-      tail fit over a group with a missing reward is undefined.
-    - The rule must accept the group size ``num_generations`` (e.g. TEA needs enough
-      rollouts for its tail, Prefix-TEA more); an evaluation pass uses
-      ``num_generations_eval``.
+    - **Scaling.** The rule defines its scaling: TRL's default ``scale_rewards="group"`` is
+      accepted as "the rule's own"; ``"batch"`` and ``"none"`` are rejected (``"none"`` is
+      ``advantage_method="mean_centred"``).
+    - **Unscorable completions** (every reward function returned ``None``) are invalid
+      rollouts, as in TRL: left out of their group's statistics, advantage 0. A group left
+      with fewer completions than the rule's minimum gets advantage 0.
+    - **Evaluation** with ``num_generations_eval`` below the rule's minimum (TRL users often
+      evaluate with 2) is allowed: those groups get advantage 0 (evaluation advantages only
+      enter the reported eval loss), with a :class:`tailext.SmallGroupWarning` once.
+    - **Metrics.** Each generation batch appends to TRL's metrics (averaged over the
+      logging interval like TRL's own): ``tailext/small_groups`` (groups given 0 for being
+      too small), ``tailext/invalid_rollouts`` (unscorable completions) and
+      ``tailext/tied_tail_groups`` (groups whose top rewards are tied, TEA family).
     - Works with several processes: rewards are gathered by TRL before grouping, and each
       process keeps its slice, exactly as TRL does.
 
@@ -75,16 +176,19 @@ class TailextGRPOTrainer(GRPOTrainer):
     >>> trainer.train()  # doctest: +SKIP
     """
 
-    def __init__(self, *args, advantage_method: str = "tea", advantage_options=None, **kwargs):
-        options = dict(advantage_options or {})
-        get_rule(advantage_method).resolve(options)
+    def __init__(self, *args, advantage_method: str = "tea", advantage_options=None,
+                 eval_best_of=None, **kwargs):
+        rule, options = _options_iv(advantage_method, advantage_options)
+        budgets = _budgets_iv(eval_best_of)
+        config = kwargs.get("args", args[2] if len(args) > 2 else None)
+        if config is not None:  # checked before TRL loads the model
+            _config_iv(config, rule, options, budgets)
         super().__init__(*args, **kwargs)
-        if self.multi_objective_aggregation != "sum_then_normalize":
-            raise ValueError("TailextGRPOTrainer needs multi_objective_aggregation="
-                             "'sum_then_normalize' (the tailext rule replaces the "
-                             f"normalization), got {self.multi_objective_aggregation!r}.")
-        self.advantage_method = advantage_method
+        if config is None:  # TRL made its default GRPOConfig
+            _config_iv(self.args, rule, options, budgets)
+        self.advantage_method = rule.name
         self.advantage_options = options
+        self.eval_best_of = budgets
         self._gathered_rewards = None
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -93,28 +197,48 @@ class TailextGRPOTrainer(GRPOTrainer):
         self._gathered_rewards = rewards_per_func
         return rewards_per_func
 
-    def _group_advantages(self, rewards_per_func, num_generations):
+    def _group_advantages(self, rewards_per_func, num_generations, mode):
+        """All processes' advantages ``[B·G]``; logs the counts (one device sync)."""
         import torch
 
         from .. import torch as tailext_torch
 
-        unscorable = torch.isnan(rewards_per_func).all(dim=1)
-        if bool(unscorable.any()):
-            raise ValueError(f"{int(unscorable.sum())} completion(s) have no reward (every "
-                             "reward function returned None); tailext rules need a finite "
-                             "reward for every completion of a group.")
+        scorable = ~torch.isnan(rewards_per_func).all(dim=1)
         weights = self.reward_weights.to(rewards_per_func.device)
         rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
-        grouped = rewards.view(-1, num_generations)
-        return tailext_torch.advantages(grouped, method=self.advantage_method,
-                                        **self.advantage_options).reshape(-1)
+        result = tailext_torch.advantages(
+            rewards.view(-1, num_generations), method=self.advantage_method,
+            valid=scorable.view(-1, num_generations), small_groups="zero", return_info=True,
+            **self.advantage_options)
+        counts = torch.stack([result.small_groups, result.invalid, result.discrete_groups])
+        small, invalid, tied = counts.tolist()
+        metrics = self._metrics[mode]
+        metrics["tailext/small_groups"].append(float(small))
+        metrics["tailext/invalid_rollouts"].append(float(invalid))
+        metrics["tailext/tied_tail_groups"].append(float(tied))
+        if mode == "eval" and self.eval_best_of:
+            self._log_best_of(torch.where(scorable, rewards, torch.nan), num_generations)
+        return result.advantages.reshape(-1)
+
+    def _log_best_of(self, rewards, num_generations):
+        from ._metrics import best_of_by_prompt
+
+        scores = rewards.double().cpu().numpy()
+        prompts = [i // num_generations for i in range(len(scores))]
+        estimate = best_of_by_prompt(scores, prompts, self.eval_best_of)
+        metrics = self._metrics["eval"]
+        for k in self.eval_best_of:
+            metrics[f"tailext/best@{k}"].extend(estimate.values[k].tolist())
+            binary = estimate.values[k][estimate.binary[k]]
+            if binary.size:  # no key at all (not a None) when no prompt has 0/1 rewards
+                metrics[f"tailext/pass@{k}"].extend(binary.tolist())
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
         rewards_per_func, self._gathered_rewards = self._gathered_rewards, None
-        num_generations = self.num_generations if self.model.training \
-            else self.num_generations_eval
-        all_advantages = self._group_advantages(rewards_per_func, num_generations)
+        mode = "train" if self.model.training else "eval"  # as TRL decides it
+        num_generations = self.num_generations if mode == "train" else self.num_generations_eval
+        all_advantages = self._group_advantages(rewards_per_func, num_generations, mode)
         local = output["advantages"].shape[0]
         start = self.accelerator.process_index * local
         output["advantages"] = all_advantages[start:start + local].to(

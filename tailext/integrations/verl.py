@@ -1,8 +1,14 @@
-"""tailext advantage rules as verl advantage estimators.
+"""tailext advantage rules as verl advantage estimators (tested with verl 0.9.1).
 
 After :func:`register`, every tailext rule is a verl advantage estimator: set
 ``algorithm.adv_estimator=tea`` (or ``prefix_tea``, ``bon_mean``, ...) in the verl trainer
-config. The estimator follows verl's contract for outcome rewards
+config. What registers them in a real run is the ``verl.plugins`` entry point that installing
+tailext declares (:mod:`tailext.integrations.verl_plugin`): verl loads it in every process
+that imports verl, including the ``TaskRunner`` Ray actor where the trainer calls
+``compute_advantage``. A :func:`register` call in the driver script registers the driver's
+process only.
+
+The estimator follows verl's contract for outcome rewards
 (``verl.trainer.ppo.core_algos``)::
 
     estimator(token_level_rewards [bs, T], response_mask [bs, T], index [bs], config)
@@ -13,6 +19,20 @@ with the sequence score ``s = token_level_rewards.sum(-1)`` grouped by ``index``
 ``advantages = returns = A[:, None] * response_mask`` — the same broadcast as verl's ``grpo``.
 The advantages are computed on the rewards' device by :mod:`tailext.torch`, with no host
 copy of the rewards.
+
+Rows verl hands over that a rule cannot use (the trainer policy of :mod:`tailext.rules.policy`):
+
+- a row whose ``response_mask`` is all zero (the v1 trainer's synthetic padding rows, empty
+  responses) is an invalid rollout: left out of its group's statistics, advantage 0;
+- a group with fewer valid rows than the rule's minimum (the padding group of 1–4 rows,
+  groups shrunk by failed agent loops) gets advantage 0 (``small_groups="zero"``).
+
+A verl estimator returns tensors only, so the counts are made visible three ways: a Python
+warning the first time (:class:`tailext.SmallGroupWarning`, :class:`tailext.DiscreteRewardWarning`),
+a line through the ``tailext.integrations.verl`` logger (WARNING the first time in a
+process, INFO after that; level from ``VERL_LOGGING_LEVEL`` as verl's own loggers), and
+:func:`consume_counts`, which the ``tailext_sync`` trainer
+(:mod:`tailext.integrations.verl_trainer`) adds to each step's metrics.
 
 Options
 -------
@@ -25,7 +45,7 @@ command line::
 
 An option the chosen rule does not accept is a ``TypeError`` naming the accepted ones
 (``tailext.get_rule(name).options`` lists them). verl's ``norm_adv_by_std_in_grpo`` and
-``epsilon`` do not apply: each rule defines its own scaling (e.g. ``grpo_z`` has ``eps`` and
+``epsilon`` do not apply: each rule defines its own scaling (e.g. ``grpo`` has ``eps`` and
 ``ddof``).
 
 Names
@@ -37,25 +57,40 @@ case it is registered as ``tailext_<name>`` (with verl 0.9: ``grpo`` → ``taile
 
 from __future__ import annotations
 
+import importlib
+import logging
+import os
 from collections.abc import Mapping
 
 from ..rules import available_methods, get_rule
 
-__all__ = ["CONFIG_KEY", "estimator_name", "register"]
+__all__ = ["CONFIG_KEY", "COUNT_KEYS", "consume_counts", "estimator_name", "register",
+           "unbiased_val_metrics"]
 
 #: Key of the algorithm-config block holding the rule's keyword options.
 CONFIG_KEY = "tailext"
+
+#: Metric names of the counts (:func:`consume_counts`), as in the TRL integration.
+COUNT_KEYS = ("tailext/small_groups", "tailext/invalid_rollouts", "tailext/tied_tail_groups")
+
+logger = logging.getLogger(__name__)
+logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
 
 # One estimator function per rule, created once: verl's registry accepts a re-registration
 # only of the identical function object, which makes :func:`register` idempotent.
 _ESTIMATORS: dict[str, object] = {}
 
+# Counts summed over estimator calls since the last consume_counts(); whether this process
+# has logged its first (WARNING) line.
+_COUNTS = dict.fromkeys(COUNT_KEYS, 0)
+_STATE = {"calls": 0, "logged": False}
+
 
 def _core_algos():
-    # Imported on use: importing verl pulls in ray and transformers (seconds).
-    from verl.trainer.ppo import core_algos
-
-    return core_algos
+    # Imported on use: importing verl pulls in ray and transformers (seconds). import_module
+    # also works while the plugin's import hook runs, before the parent package has the
+    # attribute.
+    return importlib.import_module("verl.trainer.ppo.core_algos")
 
 
 def estimator_name(method: str) -> str:
@@ -85,6 +120,43 @@ def _options_from_config(config) -> dict:
     return {str(key): block[key] for key in block}
 
 
+def consume_counts() -> dict[str, int]:
+    """The counts of all estimator calls in this process since the last call, then reset.
+
+    Returns
+    -------
+    dict
+        ``tailext/small_groups`` (groups with fewer valid rows than the rule's minimum, given
+        advantage 0), ``tailext/invalid_rollouts`` (rows with an all-zero ``response_mask``:
+        verl's padding rows, empty responses) and ``tailext/tied_tail_groups`` (groups whose
+        top rewards are tied, TEA family); empty when no tailext estimator ran since the
+        last call (e.g. verl's own ``grpo`` was chosen).
+    """
+    counts = dict(_COUNTS) if _STATE["calls"] else {}
+    _COUNTS.update(dict.fromkeys(COUNT_KEYS, 0))
+    _STATE["calls"] = 0
+    return counts
+
+
+def _record(name, result) -> None:
+    import torch
+
+    counts = torch.stack([result.small_groups, result.invalid, result.discrete_groups])
+    values = counts.tolist()  # one device sync, after the adapter's own
+    _STATE["calls"] += 1
+    for key, value in zip(COUNT_KEYS, values):
+        _COUNTS[key] += value
+    if any(values):
+        level = logging.INFO if _STATE["logged"] else logging.WARNING
+        _STATE["logged"] = True
+        logger.log(level, "tailext estimator %r: %d group(s) with fewer valid rows than the "
+                   "rule needs got advantage 0; %d row(s) with an all-zero response_mask "
+                   "(verl's padding rows, empty responses) were left out of their groups "
+                   "with advantage 0; %d group(s) have tied top rewards (later calls log "
+                   "at INFO; the tailext_sync trainer logs these counts as metrics).",
+                   name, *values)
+
+
 def _make_estimator(method: str):
     import torch
 
@@ -99,9 +171,12 @@ def _make_estimator(method: str):
         options = _options_from_config(config)
         with torch.no_grad():
             scores = token_level_rewards.sum(dim=-1)
-            group_advantages = tailext_torch.advantages_from_groups(
-                scores, index, method=method, **options)
-            advantages = group_advantages.unsqueeze(-1) * response_mask
+            valid = (response_mask != 0).any(dim=-1)
+            result = tailext_torch.advantages_from_groups(
+                scores, index, method=method, valid=valid, small_groups="zero",
+                return_info=True, **options)
+            advantages = result.advantages.unsqueeze(-1) * response_mask
+        _record(estimator.__name__, result)
         return advantages, advantages
 
     rule = get_rule(method)
@@ -113,7 +188,7 @@ def _make_estimator(method: str):
 
 
 def register(methods=None) -> dict[str, str]:
-    """Register tailext rules as verl advantage estimators.
+    """Register tailext rules as verl advantage estimators in this process.
 
     Parameters
     ----------
@@ -134,8 +209,10 @@ def register(methods=None) -> dict[str, str]:
     Notes
     -----
     Idempotent: registering again returns the same mapping and leaves verl's registry as it
-    was. verl's trainer runs in Ray worker processes: call ``register()`` in the driver
-    script that builds the trainer (before ``compute_advantage`` runs there).
+    was. verl computes advantages in its ``TaskRunner`` Ray actor, not in the driver script:
+    there the ``verl.plugins`` entry point (:mod:`tailext.integrations.verl_plugin`) is what
+    calls this function. Call it yourself only in a process you control that computes
+    advantages (tests, a custom trainer), or for a rule registered after verl was imported.
 
     Examples
     --------
@@ -159,3 +236,78 @@ def register(methods=None) -> dict[str, str]:
                              "replace it.")
         core_algos.register_adv_est(name)(_ESTIMATORS[method])
     return names
+
+
+def _numeric(values):
+    """``values`` as floats (``None`` → NaN), or ``None`` if some value is not a number."""
+    out = []
+    for value in values:
+        if value is None:
+            out.append(float("nan"))
+            continue
+        if isinstance(value, (str, bytes)):
+            return None
+        try:
+            out.append(float(value))
+        except (TypeError, ValueError):
+            return None
+    return out
+
+
+def unbiased_val_metrics(data_sources, sample_uids, infos_dict) -> dict[str, float]:
+    """Unbiased best@k (and pass@k for 0/1 values) of verl's validation samples.
+
+    For each data source and each numeric variable of ``infos_dict`` (verl's
+    ``reward_extra_infos_dict``: ``reward``, ``acc``, ...), each prompt's values (grouped by
+    ``uid``) give the unbiased best-of-k of :mod:`tailext.integrations._metrics`, averaged
+    over the prompts with at least ``k`` values, for verl's budgets ``k = 2, 4, 8, …, n``.
+
+    Parameters
+    ----------
+    data_sources, sample_uids : sequence
+        One data source and one prompt uid per validation sample.
+    infos_dict : mapping of str to sequence
+        One value per sample for each variable; ``None`` values are left out, non-numeric
+        variables skipped (as verl's ``process_validation_metrics`` does).
+
+    Returns
+    -------
+    dict
+        ``"{section}/{data_source}/{variable}/best@{k}/unbiased"`` and, when every value of
+        the variable in that data source is 0 or 1, ``".../pass@{k}"``; ``section`` is
+        ``val-core`` for the largest ``k`` of the core variable (``acc`` if present, else
+        ``reward``) and ``val-aux`` otherwise — where verl puts its ``best@k/mean``.
+
+    Examples
+    --------
+    >>> from tailext.integrations.verl import unbiased_val_metrics
+    >>> m = unbiased_val_metrics(["ds"] * 4, ["p"] * 4, {"reward": [1.0, 0.0, 0.0, 0.0]})
+    >>> m["val-core/ds/reward/pass@4"], m["val-aux/ds/reward/best@2/unbiased"]
+    (1.0, 0.5)
+    """
+    from ._metrics import best_of_by_prompt, doubling_budgets
+
+    sources = [str(source) for source in data_sources]
+    metrics: dict[str, float] = {}
+    for source in dict.fromkeys(sources):
+        rows = [i for i, s in enumerate(sources) if s == source]
+        core = "acc" if "acc" in infos_dict else "reward"
+        uids = [sample_uids[i] for i in rows]
+        for variable, values in infos_dict.items():
+            scores = _numeric([values[i] for i in rows])
+            if scores is None:
+                continue
+            pool_sizes: dict = {}
+            for uid, score in zip(uids, scores):
+                pool_sizes[uid] = pool_sizes.get(uid, 0) + (score == score)
+            n_max = max(pool_sizes.values(), default=0)
+            budgets = doubling_budgets(n_max)
+            estimate = best_of_by_prompt(scores, uids, budgets)
+            for k in budgets:
+                section = "val-core" if variable == core and k == n_max else "val-aux"
+                prefix = f"{section}/{source}/{variable}"
+                values_k = estimate.values[k]
+                metrics[f"{prefix}/best@{k}/unbiased"] = float(values_k.mean())
+                if estimate.binary[k].all():
+                    metrics[f"{prefix}/pass@{k}"] = float(values_k.mean())
+    return metrics

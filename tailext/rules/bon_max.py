@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from .._arguments import bool_iv, real_iv
-from .._baseline_kernels import bon_max_batch
 from .dispatch import check_status, checks_finite
 from .registry import register_rule
+
+# Kernels (numba) and references (scipy, via tailext.constants) are imported in the
+# functions that use them: registering the rules (import tailext.rules) stays cheap.
 
 __all__ = ["bon_max_mean", "bon_max_second"]
 
@@ -101,6 +103,8 @@ def bon_max_second(rewards, *, normalize=False, eps=1e-6):
 
 
 def _bon_max(rewards, second, normalize, eps):
+    from .._baseline_kernels import bon_max_batch
+
     out, status = bon_max_batch(rewards, second, bool(normalize), float(eps))
     check_status(status)
     return out

@@ -7,9 +7,11 @@ import functools
 import numpy as np
 
 from .._arguments import n_target_iv, real_iv
-from .._baseline_kernels import cat_bon_batch
 from .dispatch import check_status, checks_finite
 from .registry import register_rule
+
+# Kernels (numba) and references (scipy, via tailext.constants) are imported in the
+# functions that use them: registering the rules (import tailext.rules) stays cheap.
 
 __all__ = ["cat_bon"]
 
@@ -85,6 +87,8 @@ def cat_bon(rewards, *, n_target=128, eps=1e-4):
     >>> bool(A[0] < 0 < A[2])
     True
     """
+    from .._baseline_kernels import cat_bon_batch
+
     out, status = cat_bon_batch(rewards, np.argsort(rewards, axis=1), float(n_target - 1),
                                 float(eps))
     check_status(status)

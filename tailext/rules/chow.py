@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from .._arguments import integer_iv, seed_iv
-from .._baseline_kernels import chow_bon_rl_batch
 from .dispatch import check_status, checks_finite
 from .registry import register_rule
+
+# Kernels (numba) and references (scipy, via tailext.constants) are imported in the
+# functions that use them: registering the rules (import tailext.rules) stays cheap.
 
 __all__ = ["chow_bon_rl", "chow_selection"]
 
@@ -138,6 +140,8 @@ def chow_bon_rl(rewards, *, n_select=None, seed=None):
     True
     """
     selected = chow_selection(rewards.shape, n_select=n_select, seed=seed)
+    from .._baseline_kernels import chow_bon_rl_batch
+
     out, status = chow_bon_rl_batch(rewards, selected)
     check_status(status)
     return out

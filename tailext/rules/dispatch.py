@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from .._arguments import bool_iv, choice_iv, masked_rewards_iv, valid_iv
-from .._kernels import BAD_OUTPUT
 from .policy import (SMALL_GROUP_POLICIES, AdvantageResult, small_group_error, warn_discrete,
                      warn_small_groups)
 from .registry import get_rule
@@ -68,6 +67,8 @@ def _kernel_output(rule, block, options, rows=None):
     try:
         out = rule.numpy(block, **options)
     except NonFiniteRows as error:
+        from .._kernels import BAD_OUTPUT  # numba: imported on first use, like the kernels
+
         first = int(np.flatnonzero(error.status)[0])
         row = first if rows is None else int(rows[first])
         if error.status[first] == BAD_OUTPUT:

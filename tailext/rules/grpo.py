@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from .._arguments import choice_iv, real_iv
-from .._baseline_kernels import CENTRED, LEAVE_ONE_OUT, ZSCORE, centred_batch
 from .dispatch import check_status, checks_finite
 from .registry import register_rule
+
+# Kernels (numba) and references (scipy, via tailext.constants) are imported in the
+# functions that use them: registering the rules (import tailext.rules) stays cheap.
 
 __all__ = ["grpo", "mean_centred", "rloo"]
 
@@ -64,7 +66,7 @@ def grpo(rewards, *, eps=1e-6, ddof=1):
     >>> advantages([0.0, 1.0], method="grpo", eps=0.0, ddof=0).tolist()
     [-1.0, 1.0]
     """
-    return _centred(rewards, ZSCORE, eps, ddof)
+    return _centred(rewards, "ZSCORE", eps, ddof)
 
 
 def _mean_centred_torch(x, valid):
@@ -98,7 +100,7 @@ def mean_centred(rewards):
     >>> advantages([1.0, 2.0, 6.0], method="mean_centred").tolist()
     [-2.0, -1.0, 3.0]
     """
-    return _centred(rewards, CENTRED)
+    return _centred(rewards, "CENTRED")
 
 
 def _rloo_torch(x, valid):
@@ -127,10 +129,14 @@ def rloo(rewards):
     >>> advantages([1.0, 3.0], method="rloo").tolist()
     [-2.0, 2.0]
     """
-    return _centred(rewards, LEAVE_ONE_OUT)
+    return _centred(rewards, "LEAVE_ONE_OUT")
 
 
 def _centred(rewards, mode, eps=0.0, ddof=0):
-    out, status = centred_batch(rewards, mode, float(eps), int(ddof))
+    """The group-mean kernel in ``mode`` (the name of one of its mode constants)."""
+    from .. import _baseline_kernels
+
+    out, status = _baseline_kernels.centred_batch(rewards, getattr(_baseline_kernels, mode),
+                                                  float(eps), int(ddof))
     check_status(status)
     return out

@@ -13,14 +13,18 @@ import math
 import numpy as np
 
 from .._arguments import integer_iv, real_iv
-from .._baseline_kernels import max_at_k_batch, max_at_k_weights
 from .dispatch import check_status, checks_finite
 from .registry import register_rule
+
+# Kernels (numba) and references (scipy, via tailext.constants) are imported in the
+# functions that use them: registering the rules (import tailext.rules) stays cheap.
 
 __all__ = ["bon_mean", "maxk_loo1"]
 
 
 def _max_at_k(rewards, k, leave_one_out, eps=0.0):
+    from .._baseline_kernels import max_at_k_batch, max_at_k_weights
+
     m = rewards.shape[1]
     weights = max_at_k_weights(m, k)
     out, status = max_at_k_batch(rewards, np.argsort(rewards, axis=1), weights.own,
@@ -60,6 +64,7 @@ def _max_at_k_weights_torch(frame, k, live):
     import torch
 
     from .. import _torch_ops
+    from .._baseline_kernels import max_at_k_weights
 
     like = frame.values
     m = like.shape[1]

@@ -11,13 +11,13 @@ import functools
 
 import numpy as np
 
-from .. import _kernels
 from .._arguments import choice_iv, integer_iv, seed_iv
-from ..estimators import prefix_plan, tail_settings_iv, top_blocks
 from ..prefix import prefix_sizes, tail_count, tail_fraction_ratio
 from .dispatch import check_status, checks_finite
 from .registry import register_rule
 
+# The kernels (numba) and the tail settings (κ: scipy) are imported in the functions that
+# use them: registering the rules (import tailext.rules) stays cheap.
 __all__ = ["tea_advantages", "tea_raw_advantages", "prefix_tea_advantages",
            "prefix_positions", "ORDERINGS"]
 
@@ -25,6 +25,8 @@ _TEA_PROPERTIES = {"shift_invariant", "scale_equivariant", "deterministic"}
 
 
 def _tail_options(*, tail_fraction, n_target, scale_floor):
+    from ..estimators import tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     return {"tail_fraction": settings.tail_fraction, "n_target": settings.n_target,
             "scale_floor": scale_floor}
@@ -48,6 +50,8 @@ def _prefix_arrays(m, tail_fraction, order=None, n_prefixes=None):
     if order is None:
         sizes, weights = [m], [1.0]
     else:
+        from ..estimators import prefix_plan
+
         plan = prefix_plan(m, tail_fraction=tail_fraction, order=order, n_prefixes=n_prefixes)
         sizes, weights = plan.sizes.tolist(), plan.weights.tolist()
     counts = [tail_count(int(n), tail_fraction) for n in sizes]
@@ -57,6 +61,9 @@ def _prefix_arrays(m, tail_fraction, order=None, n_prefixes=None):
 
 def _prefix_advantages(rewards, settings, arrays, raw=False):
     """The prefix kernel's ``(advantages, tied tails)``, its status checked."""
+    from .. import _kernels
+    from ..estimators import top_blocks
+
     sizes, counts, weights = arrays
     out, tied, status = _kernels.prefix_tea_batch(
         rewards, top_blocks(rewards, sizes, counts), sizes, counts, weights,
@@ -140,6 +147,8 @@ def _tea_torch(x, valid, *, tail_fraction, n_target, scale_floor):
     ``ceil(β n)`` valid rewards, ``n`` the row's valid count."""
     import torch
 
+    from ..estimators import tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     frame, (psi, index, top, k) = _group_tail_torch(x, valid, settings)
     positive = torch.clamp(psi, min=0.0)
@@ -195,6 +204,8 @@ def tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=Non
     >>> bool(abs(A.sum()) < 1e-12 and A.argmax() == 3)
     True
     """
+    from ..estimators import tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     return _prefix_advantages(rewards, settings,
                               _prefix_arrays(rewards.shape[1], settings.tail_fraction))
@@ -203,6 +214,8 @@ def tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=Non
 def _tea_raw_torch(x, valid, *, tail_fraction, n_target, scale_floor):
     """Masked raw TEA ψ: a ``topk`` of ``ceil(β m)`` per row, then O(B m)."""
     import torch
+
+    from ..estimators import tail_settings_iv
 
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     frame, (psi, index, top, k) = _group_tail_torch(x, valid, settings)
@@ -229,6 +242,8 @@ def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor
     >>> bool(a[:6].max() == 0.0 and a[7] > 0)
     True
     """
+    from ..estimators import tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     return _prefix_advantages(rewards, settings,
                               _prefix_arrays(rewards.shape[1], settings.tail_fraction), raw=True)
@@ -273,6 +288,8 @@ def _prefix_tables(m, tail_fraction, order, n_prefixes):
     to learn the valid counts; prefix ``j`` of every row lies in the first ``widths[j]``
     positions.
     """
+    from ..estimators import prefix_plan
+
     sizes = np.ones((m + 1, n_prefixes), dtype=np.int64)
     weights = np.zeros((m + 1, n_prefixes))
     for n in range(_smallest_prefix_group(tail_fraction, n_prefixes), m + 1):
@@ -376,6 +393,7 @@ def _prefix_tea_torch(x, valid, *, tail_fraction, n_target, order, n_prefixes, o
     import torch
 
     from .. import _torch_ops
+    from ..estimators import tail_settings_iv
 
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     m = x.shape[1]
@@ -480,6 +498,8 @@ def prefix_tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, order=2,
     >>> bool(np.allclose(shuffled, A))
     True
     """
+    from ..estimators import tail_settings_iv
+
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
     arrays = _prefix_arrays(rewards.shape[1], settings.tail_fraction, int(order),
                             int(n_prefixes))
