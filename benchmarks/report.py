@@ -37,9 +37,10 @@ def benchmarks(results, quick):
     """``(name, command, markdown file, needs)`` of every benchmark, quick or full."""
     python = [sys.executable]
     quick_flag = ["--quick"] if quick else []
-    # best of 10 (its default is 5): single cells swung up to 4x under the shared machine's load
+    # its default: medians of 25 interleaved rounds (10 left single cells swinging by 20 %
+    # under the shared machine's load); --quick: 5
     advantages = python + [str(HERE / "bench_advantages.py"), "--out", str(results),
-                           "--threads", "1"] + (quick_flag or ["--repeats", "10"])
+                           "--threads", "1"] + quick_flag
     verl = python + [str(HERE / "bench_verl.py"), "--out", str(results / "bench_verl")]
     scaling = python + [str(HERE / "bench_scaling.py"), "--out", str(results)]
     return [("bench_advantages", advantages, results / "bench_advantages.md", ()),

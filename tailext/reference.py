@@ -2,7 +2,9 @@
 
 Written for reading, not for speed: full sorts, explicit formulas, one obvious loop where the
 math has one. The numba kernels in :mod:`tailext._kernels` must agree with these to 1e-12
-relative (float64); the test-suite checks it on hypothesis-generated inputs.
+relative (float64); the test-suite checks it on hypothesis-generated inputs, and at any
+magnitude through :func:`exact_advantages` (the references evaluated in each row's frame,
+by the rules' shift and scale invariances).
 
 All functions here take already-validated 2-D float64 arrays (``[B, m]`` rewards,
 ``[B, m, d]`` scores) and plain Python scalars; use the public API in :mod:`tailext` for
@@ -42,6 +44,11 @@ __all__ = [
     "maxk_loo1",
     "chow_bon_rl",
     "cat_bon",
+    "tied_tails",
+    "rule_advantages",
+    "unit_frame",
+    "exact_rows",
+    "exact_advantages",
 ]
 
 
@@ -293,3 +300,147 @@ def cat_bon(rewards, n_target, eps=1e-4):
     deviations = centred(rewards)
     denominator = group_std(deviations, 1) + eps
     return normalized * deviations / np.where(denominator > 0, denominator, 1.0)
+
+
+def tied_tails(rewards, tail_fraction):
+    """Groups whose top ``k = ceil(β m)`` rewards are two-level ties, as a ``[B]`` mask.
+
+    Flagged: the top ``k`` values take at most two distinct values, one of them at least
+    twice, and the group is not constant (the 0/1-reward pattern, for which the Gaussian tail
+    fit gives little or no signal).
+    """
+    k = tail_count(rewards.shape[1], tail_fraction)
+    top = np.sort(rewards, axis=1)[:, -k:]
+    low, high = top[:, :1], top[:, -1:]
+    inside = ((top > low) & (top < high)).any(axis=1)
+    repeated = ((top == low).sum(axis=1) >= 2) | ((top == high).sum(axis=1) >= 2)
+    constant = rewards.min(axis=1) == high[:, 0]
+    return ~inside & repeated & ~constant
+
+
+def rule_advantages(rewards, method, options):
+    """Reference advantages of the built-in rule ``method`` under its complete ``options``.
+
+    ``options`` are the rule's options with every value given (as
+    ``get_rule(method).resolve`` returns them, except that ``chow_bon_rl`` takes an integer
+    ``seed``, from which the selection is drawn as the kernel draws it). Tail-fitting rules
+    return ``(advantages, tied_tails)`` like their kernels.
+    """
+    o = dict(options)
+    if method in ("tea", "tea_raw", "prefix_tea"):
+        beta, n, floor = o["tail_fraction"], o["n_target"], o["scale_floor"]
+        if method == "prefix_tea":
+            from .prefix import cancellation_weights, prefix_sizes
+
+            if o.get("ordering", "given") != "given":
+                raise ValueError("the Prefix-TEA reference takes the rollouts in the given "
+                                 "order; pass ordering='given'.")
+
+            sizes = prefix_sizes(rewards.shape[1], tail_fraction=beta,
+                                 n_prefixes=o["n_prefixes"])
+            weights = cancellation_weights(sizes, order=o["order"])
+            out = prefix_tea(rewards, sizes, weights, beta, n, floor)
+        else:
+            out = (tea if method == "tea" else tea_raw)(rewards, beta, n, floor)
+        return out, tied_tails(rewards, beta)
+    if method == "chow_bon_rl":
+        from .rules.chow import chow_selection
+
+        return chow_bon_rl(rewards, chow_selection(rewards.shape, n_select=o["n_select"],
+                                                   seed=o["seed"]))
+    simple = {"mean_centred": lambda: mean_centred(rewards),
+              "grpo": lambda: grpo(rewards, o["eps"], o["ddof"]),
+              "rloo": lambda: rloo(rewards),
+              "bon_max_mean": lambda: bon_max_mean(rewards),
+              "bon_max_second": lambda: bon_max_second(rewards, o["normalize"], o["eps"]),
+              "bon_mean": lambda: bon_mean(rewards, o["k"], o["eps"]),
+              "maxk_loo1": lambda: maxk_loo1(rewards, o["k"]),
+              "cat_bon": lambda: cat_bon(rewards, o["n_target"], o["eps"])}
+    if method not in simple:
+        raise ValueError(f"no reference for method {method!r}; known: "
+                         f"{', '.join(sorted([*simple, 'tea', 'tea_raw', 'prefix_tea', 'chow_bon_rl']))}.")
+    return simple[method]()
+
+
+# --- Exact answers at any magnitude ---------------------------------------------------------
+# Every built-in rule is shift-invariant and scale-equivariant (A(c·r) = c·A(r), p = 1) or
+# scale-invariant (p = 0, its ε-like options scaling like the rewards), so the answer for a row
+# r is 2^(p·e) · A_ref((r − max r)·2^-e; ε·2^-e). The references above, written for clarity,
+# are evaluated there, on the row shifted to 0 and scaled by a power of two near its spread,
+# where their own rounding is that of unit-scale float64 (on the raw row it would be relative
+# to the offset, and squares underflow or overflow far from 1). The shift rounds once,
+# relative to the spread (not at all when the offset exceeds twice the spread: Sterbenz);
+# the scalings are exact. The tests and benchmarks/bench_precision.py compare the kernels
+# with these.
+
+#: Options that carry reward units (they scale with the rewards).
+SCALED_OPTIONS = ("eps", "scale_floor")
+#: ``p`` of each built-in rule under its default options.
+SCALE_POWER = {"tea": 1, "tea_raw": 1, "prefix_tea": 1, "grpo": 0, "mean_centred": 1,
+               "rloo": 1, "bon_max_mean": 1, "bon_max_second": 1, "bon_mean": 0,
+               "maxk_loo1": 1, "chow_bon_rl": 1, "cat_bon": 0}
+
+
+def scale_power(method, options):
+    """``p`` of ``method`` under ``options`` (normalized BoN-max second is scale-invariant)."""
+    if method == "bon_max_second" and options.get("normalize"):
+        return 0
+    return SCALE_POWER[method]
+
+
+def unit_frame(row, anchor=None, at_least=None):
+    """``(x, e)`` with ``x = (row − anchor)·2^-e`` (``anchor``: the row maximum) and ``2^e``
+    the power of two above the spread (``e = 0`` for a constant row), or ``2^at_least`` if
+    that is larger."""
+    top = float(row.max() if anchor is None else anchor)
+    low = min(float(row.min()), top)
+    spread = top - low
+    if math.isinf(spread):  # beyond the float64 range: halve first
+        e = math.frexp(0.5 * top - 0.5 * low)[1] + 1
+    else:
+        e = math.frexp(spread)[1] if spread > 0 else 0
+    if at_least is not None:
+        e = max(e, at_least)
+    if e >= 0:
+        return np.ldexp(row, -e) - math.ldexp(top, -e), e
+    return np.ldexp(row - top, -e), e
+
+
+def option_exponent(options):
+    """The exponent of the largest reward-unit option: a frame must not scale it past 1
+    (an ``ε`` far above the spread dominates; at the spread's scale it would overflow)."""
+    values = [abs(v) for k, v in options.items() if k in SCALED_OPTIONS and v]
+    return math.frexp(max(values))[1] if values else None
+
+
+def scaled_options(options, e):
+    return {k: (math.ldexp(v, -e) if k in SCALED_OPTIONS and v else v)
+            for k, v in options.items()}
+
+
+def exact_rows(function, rewards, p, options):
+    """``function(rows, **options)`` row by row through the invariances (see the module
+    docstring); ``function`` returns ``[1, m]`` advantages (or a tuple, whose first item is
+    taken)."""
+    out = np.empty(rewards.shape)
+    for b, row in enumerate(np.asarray(rewards, dtype=np.float64)):
+        x, e = unit_frame(row, at_least=option_exponent(options))
+        result = function(x[None, :], **scaled_options(options, e))
+        result = result[0] if isinstance(result, tuple) else result
+        out[b] = np.ldexp(result[0], p * e) if p else result[0]
+    return out
+
+
+def exact_advantages(rewards, method, options):
+    """The exact advantages of the built-in rule ``method`` (complete ``options``; an
+    integer ``seed`` for ``chow_bon_rl``, whose selection depends on the batch shape, so it
+    is drawn for the whole batch first)."""
+    if method == "chow_bon_rl":
+        from .rules.chow import chow_selection
+
+        selected = chow_selection(rewards.shape, n_select=options["n_select"],
+                                  seed=options["seed"])
+        rows = iter(selected)
+        return exact_rows(lambda x: chow_bon_rl(x, next(rows)[None, :]), rewards, 1, {})
+    return exact_rows(lambda x, **o: rule_advantages(x, method, o), rewards,
+                      scale_power(method, options), options)

@@ -14,6 +14,7 @@ from tailext import reference
 from tailext._baseline_kernels import max_at_k_weights
 from tailext.rules.chow import chow_selection
 from tailext.rules import get_rule
+from tailext.reference import exact_advantages
 from reward_strategies import reward_batches
 
 BASELINES = ["mean_centred", "grpo", "rloo", "bon_max_mean", "bon_max_second", "bon_mean",
@@ -156,19 +157,42 @@ def test_cat_bon_matches_formula(rewards, n_target):
 
 # --- kernels vs references ----------------------------------------------------------------
 
+def _draw_options(method, m, data):
+    """Options of ``method`` drawn for a group of ``m`` (an integer seed for Chow)."""
+    draws = {
+        "grpo": lambda: {"eps": data.draw(st.sampled_from([1e-6, 0.0, 1e-4, 0.5])),
+                         "ddof": data.draw(st.sampled_from([0, 1]))},
+        "bon_max_second": lambda: {"normalize": data.draw(st.booleans()),
+                                   "eps": data.draw(st.sampled_from([1e-6, 0.0]))},
+        "bon_mean": lambda: {"k": data.draw(st.integers(2, m)),
+                             "eps": data.draw(st.sampled_from([1e-6, 0.0]))},
+        "maxk_loo1": lambda: {"k": data.draw(st.integers(2, m))},
+        "chow_bon_rl": lambda: {"n_select": data.draw(st.integers(1, m - 1)),
+                                "seed": data.draw(st.integers(0, 2**32 - 1))},
+        "cat_bon": lambda: {"n_target": data.draw(st.sampled_from([1, 2, 16, 128, 10**4])),
+                            "eps": data.draw(st.sampled_from([1e-4, 0.0]))},
+    }
+    return draws.get(method, dict)()
+
+
+@pytest.mark.parametrize("method", BASELINES)
 @given(rewards=reward_batches(max_m=40), data=st.data())
-def test_sort_kernels_match_references(rewards, data):
+def test_kernels_match_references(method, rewards, data):
+    """Every kernel equals its reference, evaluated in each row's frame
+    (:func:`tailext.reference.exact_advantages`), to 1e-12 of the row's largest advantage or
+    of the size of its terms (``m`` × the spread, or ``m`` for a scale-invariant rule),
+    whichever is larger: an advantage that is a difference of equal terms (``r* − r̄`` with
+    ``r* = r̄``) is a rounding residue in either implementation."""
+    from tailext.reference import scale_power
+
+    options = _draw_options(method, rewards.shape[1], data)
+    complete = {**get_rule(method).options, **options}
+    got = tailext.advantages(rewards, method=method, **options)
+    want = exact_advantages(rewards, method, complete)
     m = rewards.shape[1]
-    k = data.draw(st.integers(2, m))
-    n_target = data.draw(st.sampled_from([1, 2, 16, 128, 10**4]))
-    transformed = reference.max_at_k_transformed(rewards, k)
-    gain = magnitude(rewards) / (transformed.std(axis=1, keepdims=True) + 1e-6)
-    assert_rows_close(tailext.bon_mean(rewards, k=k), reference.bon_mean(rewards, k), gain)
-    assert_rows_close(tailext.maxk_loo1(rewards, k=k), reference.maxk_loo1(rewards, k),
-                      magnitude(rewards))
-    gain = m * magnitude(rewards) / (rewards.std(axis=1, ddof=1, keepdims=True) + 1e-4)
-    assert_rows_close(tailext.cat_bon(rewards, n_target=n_target),
-                      reference.cat_bon(rewards, n_target, 1e-4), gain)
+    terms = m * (np.ptp(rewards, axis=1, keepdims=True) if scale_power(method, complete)
+                 else np.ones((len(rewards), 1)))
+    assert_rows_close(got, want, np.where(np.ptp(rewards, axis=1, keepdims=True) > 0, terms, 0))
 
 
 @pytest.mark.parametrize("m,k", [(4096, 2048), (4096, 2), (4096, 4096), (1000, 999)])

@@ -1,8 +1,16 @@
 """TEA / Prefix-TEA estimators: numba kernels against the numpy reference, and properties.
 
 Agreement: float64, ≤ 1e-12 relative to the magnitude of the row being compared (an entry
-that is zero up to cancellation is judged against its row, not against itself).
+that is zero up to cancellation is judged against its row, not against itself). The
+reference is evaluated on each row minus its maximum (exact up to one rounding relative to
+the spread; the estimators are shift-invariant, ``τ̂`` shift-equivariant) and scaled by a
+power of two near its spread (:func:`tailext.reference.exact_advantages`): on the raw rows its own rounding would be
+relative to their offset (7e-12 of the row at an offset of 1e4 times the spread) and its
+squares would underflow for rewards near 1e-308, neither of which the kernels, computing in
+each row's frame, suffer.
 """
+
+import math
 
 import numpy as np
 import pytest
@@ -10,16 +18,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tailext
+from tailext.reference import exact_rows, unit_frame
 from tailext import reference as ref
 from tailext.testing.strategies import rewards_and_scores, tail_problems
 
 RTOL = 1e-12
+EPS = 2.0 ** -52
 
 
-def assert_rows_close(actual, expected, rtol=RTOL):
+def assert_rows_close(actual, expected, rtol=RTOL, size=None):
+    """Rows agree to ``rtol`` of their largest expected entry (or of ``size``, one per row,
+    where the expected values are what is left after a cancellation)."""
     actual, expected = np.atleast_2d(actual), np.atleast_2d(expected)
     assert actual.shape == expected.shape
     scale = np.abs(expected).reshape(len(expected), -1).max(axis=1)
+    if size is not None:
+        scale = np.maximum(scale, size)
     scale = scale.reshape((-1,) + (1,) * (expected.ndim - 1))
     assert np.all(np.abs(actual - expected) <= rtol * scale), np.abs(actual - expected).max()
 
@@ -30,27 +44,54 @@ prefix_problems = tail_problems(batch_size=(1, 4), group_size=(40, 200), n_prefi
                                 tail_fraction=(0.1, 0.5))
 
 
-def _as64(rewards):
-    return np.asarray(rewards, dtype=np.float64)
+def _framed(rewards):
+    """Each row in its frame, ``(x[B, m], e[B])``: ``x = (r − max r)·2^-e`` (see tailext.reference.unit_frame)."""
+    pairs = [unit_frame(row) for row in np.asarray(rewards, dtype=np.float64)]
+    return np.array([x for x, _ in pairs]), [e for _, e in pairs]
+
+
+def _floor(floor, e):
+    return None if floor is None else math.ldexp(floor, -int(e))
 
 
 @given(problems, floors)
 def test_tail_vector_matches_reference(problem, floor):
+    r = np.asarray(problem.rewards, dtype=np.float64)
     got = tailext.tail_vector(problem.rewards, tail_fraction=problem.tail_fraction,
                               scale_floor=floor)
-    want = ref.tail_vector(_as64(problem.rewards), problem.tail_fraction, floor)
-    for g, w in zip(got, want):
-        spread = np.ptp(_as64(problem.rewards), axis=1) + np.abs(w) * 1e-4
-        assert np.all(np.abs(g - w) <= RTOL * spread)
+    x, e = _framed(r)
+    for b in range(len(r)):
+        want = ref.tail_vector(x[b:b + 1], problem.tail_fraction, _floor(floor, e[b]))
+        # threshold and mean move with the shift: adding it back rounds once more
+        want = [r[b].max() + math.ldexp(want[0][0], e[b]),
+                r[b].max() + math.ldexp(want[1][0], e[b]), math.ldexp(want[2][0], e[b])]
+        spread = np.ptp(r[b])
+        for g, w in zip(got, want):
+            assert abs(g[b] - w) <= RTOL * spread + 2 * EPS * abs(w)
 
 
 @given(problems, floors)
 def test_tea_family_matches_reference(problem, floor):
     beta, n, r = problem.tail_fraction, problem.n_target, problem.rewards
     options = dict(tail_fraction=beta, n_target=n, scale_floor=floor)
-    assert_rows_close(tailext.tea_advantages(r, **options), ref.tea(_as64(r), beta, n, floor))
-    assert_rows_close(tailext.tea_raw_advantages(r, **options),
-                      ref.tea_raw(_as64(r), beta, n, floor))
+    for method, function in [("tea", ref.tea), ("tea_raw", ref.tea_raw)]:
+        want = exact_rows(lambda x, scale_floor: function(x, beta, n, scale_floor), r, 1,
+                          {"scale_floor": floor})
+        assert_rows_close(tailext.advantages(r, method=method, **options), want)
+
+
+@given(problems)
+def test_tied_tail_flags_match_reference(problem):
+    beta, r = problem.tail_fraction, problem.rewards
+    result = tailext.advantages(r, method="tea", tail_fraction=beta, return_info=True)
+    flags = [bool(ref.tied_tails(x[None, :], beta)[0]) for x in _framed(r)[0]]
+    assert result.discrete_groups == sum(flags)
+    from tailext.rules.tea import tea_advantages
+
+    kernel_flags = tea_advantages.rule.numpy(np.asarray(r, dtype=np.float64),
+                                             tail_fraction=beta, n_target=128,
+                                             scale_floor=None)[1]
+    assert kernel_flags.tolist() == flags
 
 
 @given(prefix_problems, st.sampled_from([(1, 2), (2, 3), (2, 4)]), floors)
@@ -65,31 +106,57 @@ def test_prefix_tea_matches_reference(problem, plan_shape, floor):
     got = tailext.prefix_tea_advantages(r, tail_fraction=beta, n_target=n, order=order,
                                         n_prefixes=count, scale_floor=floor,
                                         ordering="given")
-    want = ref.prefix_tea(_as64(r), plan.sizes, plan.weights, beta, n, floor)
-    # The weights reach |w| ~ 5 with opposite signs: compare against the largest term.
-    assert_rows_close(got, want, RTOL * np.abs(plan.weights).sum())
+    want = exact_rows(lambda x, scale_floor: ref.prefix_tea(x, plan.sizes, plan.weights, beta,
+                                                            n, scale_floor),
+                      r, 1, {"scale_floor": floor})
+    # The weights reach |w| ~ 5 with opposite signs, and the prefix terms can cancel to a
+    # residue of rounding size: compare against the size of a term (TEA's advantages).
+    terms = exact_rows(lambda x, scale_floor: ref.tea(x, beta, n, scale_floor), r, 1,
+                       {"scale_floor": floor})
+    assert_rows_close(got, want, RTOL * np.abs(plan.weights).sum(),
+                      size=np.abs(terms).max(axis=1))
+
+
+def _gradient_rows(function, rewards, scores, floor):
+    """``function(x[1, m], scores[1, m, d], floor) -> (value[1, d], bound[1, d])`` per row in
+    the row's frame, both scaled back (ψ is scale-equivariant)."""
+    x, e = _framed(rewards)
+    values, bounds = [], []
+    for b in range(len(x)):
+        value, bound = function(x[b:b + 1], scores[b:b + 1], _floor(floor, e[b]))
+        values.append(np.ldexp(value[0], e[b]))
+        bounds.append(np.ldexp(bound[0], e[b]))
+    return np.array(values), np.array(bounds)
 
 
 @given(rewards_and_scores(batch_size=(1, 5), group_size=(10, 96), tail_fraction=0.25),
        floors)
 def test_gradients_match_reference(pair, floor):
     r, scores = pair
-    r64 = _as64(r)
     beta, n = 0.25, 64
-    # Scale of the sums: Σ_i |ψ_i| |S_i| / m, which bounds the rounding of any ordering.
-    magnitude = np.einsum("bm,bmd->bd", np.abs(ref.tea_raw(r64, beta, n, floor)),
-                          np.abs(scores)) / r.shape[1]
+    half = r.shape[1] // 2
+
+    def direct(x, s, f):
+        # Scale of the sums: Σ_i |ψ_i| |S_i| / m, which bounds the rounding of any ordering.
+        magnitude = np.einsum("bm,bmd->bd", np.abs(ref.tea_raw(x, beta, n, f)),
+                              np.abs(s)) / x.shape[1]
+        return ref.direct_gradient(x, s, beta, n, f), magnitude
+
+    def crossfit(x, s, f):
+        value = ref.crossfit_gradient(x[:, :half], x[:, half:2 * half], s[:, half:2 * half],
+                                      beta, n, f)
+        magnitude = direct(x, s, f)[1]
+        return value, np.abs(value).max(axis=1, keepdims=True) + magnitude.max(
+            axis=1, keepdims=True)
+
     got = tailext.direct_gradient(r, scores, tail_fraction=beta, n_target=n,
                                   scale_floor=floor)
-    want = ref.direct_gradient(r64, scores, beta, n, floor)
-    assert np.all(np.abs(got - want) <= RTOL * (magnitude.max(axis=1, keepdims=True) + 1e-300))
-    half = r.shape[1] // 2
+    want, magnitude = _gradient_rows(direct, r, scores, floor)
+    assert np.all(np.abs(got - want) <= RTOL * magnitude.max(axis=1, keepdims=True) + 1e-300)
     got = tailext.crossfit_gradient(r[:, :half], r[:, half:2 * half],
                                     scores[:, half:2 * half], tail_fraction=beta,
                                     n_target=n, scale_floor=floor)
-    want = ref.crossfit_gradient(r64[:, :half], r64[:, half:2 * half],
-                                 scores[:, half:2 * half], beta, n, floor)
-    bound = np.abs(want).max(axis=1, keepdims=True) + magnitude.max(axis=1, keepdims=True)
+    want, bound = _gradient_rows(crossfit, r, scores, floor)
     assert np.all(np.abs(got - want) <= 2 * RTOL * bound + 1e-300)
 
 
@@ -97,32 +164,39 @@ def test_gradients_match_reference(pair, floor):
        st.booleans())
 def test_prefix_gradient_matches_reference(pair, symmetric):
     r, scores = pair
-    plan = tailext.prefix_plan(r.shape[1] // 2, tail_fraction=0.25)
+    n = r.shape[1] // 2
+    plan = tailext.prefix_plan(n, tail_fraction=0.25)
+
+    def prefix(x, s, f):
+        value = ref.prefix_tea_gradient(x, s, plan.sizes, plan.weights, 0.25, 128, symmetric)
+        # Rounding bound: Σ_j |w_j| (1/n_j) Σ_i |ψ(r²_i; τ̂(B¹_{1:n_j}))| |S²_i|, both ways.
+        halves = [(x[:, :n], x[:, n:2 * n], s[:, n:2 * n]),
+                  (x[:, n:2 * n], x[:, :n], s[:, :n])]
+        magnitude = 0.0
+        for fit, evaluation, evaluation_scores in halves:
+            for n_j, w_j in zip(plan.sizes, plan.weights):
+                psi = ref.shaped_reward(evaluation[:, :n_j],
+                                        *ref.tail_vector(fit[:, :n_j], 0.25), 0.25, 128)
+                magnitude = magnitude + abs(w_j) / n_j * np.einsum(
+                    "bm,bmd->bd", np.abs(psi), np.abs(evaluation_scores[:, :n_j]))
+        return value, magnitude + 0.0 * value
+
     got = tailext.prefix_tea_gradient(r, scores, symmetric=symmetric)
-    want = ref.prefix_tea_gradient(_as64(r), scores, plan.sizes, plan.weights, 0.25, 128,
-                                   symmetric)
-    # Rounding bound: Σ_j |w_j| (1/n_j) Σ_i |ψ(r²_i; τ̂(B¹_{1:n_j}))| |S²_i| over both directions.
-    r64, n = _as64(r), r.shape[1] // 2
-    halves = [(r64[:, :n], r64[:, n:2 * n], scores[:, n:2 * n]),
-              (r64[:, n:2 * n], r64[:, :n], scores[:, :n])]
-    magnitude = 0.0
-    for fit, evaluation, evaluation_scores in halves:
-        for n_j, w_j in zip(plan.sizes, plan.weights):
-            psi = ref.shaped_reward(evaluation[:, :n_j],
-                                    *ref.tail_vector(fit[:, :n_j], 0.25), 0.25, 128)
-            magnitude = magnitude + abs(w_j) / n_j * np.einsum(
-                "bm,bmd->bd", np.abs(psi), np.abs(evaluation_scores[:, :n_j]))
+    want, magnitude = _gradient_rows(prefix, r, scores, None)
     assert np.all(np.abs(got - want) <= RTOL * magnitude.max(axis=1, keepdims=True) + 1e-300)
 
 
 def test_large_group_matches_reference():
     rng = np.random.default_rng(7)
     r = rng.normal(size=(3, 4096)) * 1e8 + 5e8
-    assert_rows_close(tailext.tea_advantages(r), ref.tea(r, 0.25, 128))
+    options = {"scale_floor": None}
+    assert_rows_close(tailext.tea_advantages(r), exact_rows(
+        lambda x, scale_floor: ref.tea(x, 0.25, 128, scale_floor), r, 1, options))
     plan = tailext.prefix_plan(4096)
-    assert_rows_close(tailext.prefix_tea_advantages(r, ordering="given"),
-                      ref.prefix_tea(r, plan.sizes, plan.weights, 0.25, 128),
-                      RTOL * np.abs(plan.weights).sum())
+    assert_rows_close(tailext.prefix_tea_advantages(r, ordering="given"), exact_rows(
+        lambda x, scale_floor: ref.prefix_tea(x, plan.sizes, plan.weights, 0.25, 128,
+                                              scale_floor), r, 1, options),
+        RTOL * np.abs(plan.weights).sum())
 
 
 # ---- ψ (MATH §2) -------------------------------------------------------------------------
@@ -276,17 +350,3 @@ def test_prefix_tea_symmetric_is_average_of_directions():
     backward = tailext.prefix_tea_gradient(swapped, swapped_s, symmetric=False)
     np.testing.assert_allclose(tailext.prefix_tea_gradient(r, s), 0.5 * (forward + backward),
                                rtol=1e-12, atol=1e-15)
-
-
-def test_serial_and_parallel_builds_agree_exactly():
-    from tailext import _kernels
-    from tailext._parallel import PARALLEL_MIN_ELEMENTS
-    from tailext.estimators import top_blocks
-
-    r = np.random.default_rng(12).normal(size=(64, 64))
-    assert r.size < PARALLEL_MIN_ELEMENTS  # the public call took the serial build
-    public = tailext.tea_raw_advantages(r)
-    tops = top_blocks(r, [64], [16])
-    settings = (0.0, 0.5 * np.sqrt(tailext.tail_moments(0.25).v), 4.0, tailext.kappa(0.25, 128))
-    parallel = _kernels.tea_raw_batch.parallel(r, tops, *settings)
-    np.testing.assert_array_equal(parallel, public)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._arguments import bool_iv, real_iv
+from .dispatch import check_status, checks_finite
 from .registry import register_rule
 
 # Kernels (numba) and references (scipy, via tailext.constants) are imported in the
@@ -27,6 +28,7 @@ def _bon_max_mean_torch(x, valid):
     "bon_max_mean", torch=_bon_max_mean_torch, torch_masks=True,
     properties=_SHIFT_SCALE | {"deterministic"}, label="BoN-max mean",
     formula=r"A_{i^*} = r_{i^*} - \bar r,\ i^* = \arg\max_i r_i;\quad A_i = 0\ (i \ne i^*)")
+@checks_finite
 def bon_max_mean(rewards):
     r"""BoN-max mean: ``A_{i*} = r_{i*} − r̄`` for ``i* = argmax r``, all other advantages 0.
 
@@ -42,9 +44,7 @@ def bon_max_mean(rewards):
     >>> advantages([1.0, 5.0, 3.0], method="bon_max_mean").tolist()
     [0.0, 2.0, 0.0]
     """
-    from .. import reference
-
-    return reference.bon_max_mean(rewards)
+    return _bon_max(rewards, False, False, 0.0)
 
 
 def _bon_max_second_torch(x, valid, *, normalize, eps):
@@ -75,6 +75,7 @@ def _bon_max_second_options(*, normalize, eps):
     check_options=_bon_max_second_options, min_group_size=2, label="BoN-max second",
     properties=_SHIFT_SCALE | {"permutation_equivariant", "monotone", "deterministic"},
     formula=r"A_{i^*} = r_{(m)} - r_{(m-1)},\ i^* = \arg\max_i r_i;\quad A_i = 0\ (i \ne i^*)")
+@checks_finite
 def bon_max_second(rewards, *, normalize=False, eps=1e-6):
     r"""BoN-max second: ``A_{i*} = r_(m) − r_(m−1)`` at ``i* = argmax r``, all others 0.
 
@@ -98,6 +99,12 @@ def bon_max_second(rewards, *, normalize=False, eps=1e-6):
     >>> advantages([1.0, 5.0, 3.0], method="bon_max_second").tolist()
     [0.0, 2.0, 0.0]
     """
-    from .. import reference
+    return _bon_max(rewards, True, normalize, eps)
 
-    return reference.bon_max_second(rewards, normalize, eps)
+
+def _bon_max(rewards, second, normalize, eps):
+    from .._baseline_kernels import bon_max_batch
+
+    out, status = bon_max_batch(rewards, second, bool(normalize), float(eps))
+    check_status(status)
+    return out

@@ -7,6 +7,7 @@ import functools
 import numpy as np
 
 from .._arguments import n_target_iv, real_iv
+from .dispatch import check_status, checks_finite
 from .registry import register_rule
 
 # Kernels (numba) and references (scipy, via tailext.constants) are imported in the
@@ -56,6 +57,7 @@ def _cat_bon_options(*, n_target, eps):
     formula=r"A_i = \frac{w_i}{\overline{w}}\cdot\frac{r_i - \bar r}{\operatorname{sd}_{m-1}(r) "
             r"+ \varepsilon},\quad w_i = N q_i^{N-1},\quad q_i = \frac{\#\{j: r_j < r_i\} + 1}"
             r"{m + 1}")
+@checks_finite
 def cat_bon(rewards, *, n_target=128, eps=1e-4):
     r"""CAT-BoN (Ousherovitch & Tewari 2026): rank weight times the sample-std z-score.
 
@@ -87,4 +89,7 @@ def cat_bon(rewards, *, n_target=128, eps=1e-4):
     """
     from .._baseline_kernels import cat_bon_batch
 
-    return cat_bon_batch(rewards, np.argsort(rewards, axis=1), float(n_target - 1), eps)
+    out, status = cat_bon_batch(rewards, np.argsort(rewards, axis=1), float(n_target - 1),
+                                float(eps))
+    check_status(status)
+    return out

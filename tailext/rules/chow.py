@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._arguments import integer_iv, seed_iv
+from .dispatch import check_status, checks_finite
 from .registry import register_rule
 
 # Kernels (numba) and references (scipy, via tailext.constants) are imported in the
@@ -98,6 +99,7 @@ def _chow_min_group_size(*, n_select, seed):
     properties={"shift_invariant", "scale_equivariant"},
     formula=r"A_{y^*} = m(r^* - \bar r),\quad A_j = m(r^* - \bar r)\frac{n_{sel}-1}{\hat F n_c}"
             r"\mathbf 1\{r_j \le r^*\}\ (j \in \mathrm{Cor})")
+@checks_finite
 def chow_bon_rl(rewards, *, n_select=None, seed=None):
     r"""Chow BoN-RL (Chow et al. 2024, Lemma 2, continuous-reward Monte Carlo form).
 
@@ -140,4 +142,6 @@ def chow_bon_rl(rewards, *, n_select=None, seed=None):
     selected = chow_selection(rewards.shape, n_select=n_select, seed=seed)
     from .._baseline_kernels import chow_bon_rl_batch
 
-    return chow_bon_rl_batch(rewards, selected)
+    out, status = chow_bon_rl_batch(rewards, selected)
+    check_status(status)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._arguments import choice_iv, real_iv
+from .dispatch import check_status, checks_finite
 from .registry import register_rule
 
 # Kernels (numba) and references (scipy, via tailext.constants) are imported in the
@@ -29,6 +30,7 @@ def _grpo_options(*, eps, ddof):
     "grpo", torch=_grpo_torch, torch_masks=True, check_options=_grpo_options,
     min_group_size=lambda *, eps, ddof: 1 + ddof, properties=_CENTRED, label="GRPO-Z",
     formula=r"A_i = \frac{r_i - \bar r}{\operatorname{sd}(r) + \varepsilon}")
+@checks_finite
 def grpo(rewards, *, eps=1e-6, ddof=1):
     r"""GRPO advantage, as verl and TRL compute it: ``A_i = (r_i − r̄) / (sd + ε)``.
 
@@ -64,9 +66,7 @@ def grpo(rewards, *, eps=1e-6, ddof=1):
     >>> advantages([0.0, 1.0], method="grpo", eps=0.0, ddof=0).tolist()
     [-1.0, 1.0]
     """
-    from .. import reference
-
-    return reference.grpo(rewards, eps, ddof)
+    return _centred(rewards, "ZSCORE", eps, ddof)
 
 
 def _mean_centred_torch(x, valid):
@@ -81,6 +81,7 @@ def _mean_centred_torch(x, valid):
     "mean_centred", torch=_mean_centred_torch, torch_masks=True,
     properties=_CENTRED | {"scale_equivariant"},
     label="GRPO", formula=r"A_i = r_i - \bar r")
+@checks_finite
 def mean_centred(rewards):
     r"""Mean-centred advantage ``A_i = r_i − r̄`` (the paper's "GRPO", without the std).
 
@@ -89,8 +90,9 @@ def mean_centred(rewards):
 
     Notes
     -----
-    The mean is taken after shifting by the group maximum, so a group of equal rewards
-    gives exact zeros at any magnitude.
+    Computed in the group's frame (shifted by its maximum, scaled by a power of two near its
+    spread), so a group of equal rewards gives exact zeros and precision is relative to the
+    spread at any magnitude.
 
     Examples
     --------
@@ -98,9 +100,7 @@ def mean_centred(rewards):
     >>> advantages([1.0, 2.0, 6.0], method="mean_centred").tolist()
     [-2.0, -1.0, 3.0]
     """
-    from .. import reference
-
-    return reference.mean_centred(rewards)
+    return _centred(rewards, "CENTRED")
 
 
 def _rloo_torch(x, valid):
@@ -117,6 +117,7 @@ def _rloo_torch(x, valid):
     properties=_CENTRED | {"scale_equivariant"},
     label="RLOO", formula=r"A_i = r_i - \frac{1}{m-1}\sum_{j \ne i} r_j "
                           r"= \frac{m}{m-1}(r_i - \bar r)")
+@checks_finite
 def rloo(rewards):
     r"""RLOO advantage ``A_i = r_i − mean_{j≠i} r_j = m/(m−1) · (r_i − r̄)``; needs ``m >= 2``.
 
@@ -128,6 +129,14 @@ def rloo(rewards):
     >>> advantages([1.0, 3.0], method="rloo").tolist()
     [-2.0, 2.0]
     """
-    from .. import reference
+    return _centred(rewards, "LEAVE_ONE_OUT")
 
-    return reference.rloo(rewards)
+
+def _centred(rewards, mode, eps=0.0, ddof=0):
+    """The group-mean kernel in ``mode`` (the name of one of its mode constants)."""
+    from .. import _baseline_kernels
+
+    out, status = _baseline_kernels.centred_batch(rewards, getattr(_baseline_kernels, mode),
+                                                  float(eps), int(ddof))
+    check_status(status)
+    return out

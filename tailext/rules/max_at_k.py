@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .._arguments import integer_iv, real_iv
+from .dispatch import check_status, checks_finite
 from .registry import register_rule
 
 # Kernels (numba) and references (scipy, via tailext.constants) are imported in the
@@ -26,8 +27,10 @@ def _max_at_k(rewards, k, leave_one_out, eps=0.0):
 
     m = rewards.shape[1]
     weights = max_at_k_weights(m, k)
-    return max_at_k_batch(rewards, np.argsort(rewards, axis=1), weights.own, weights.above,
-                          leave_one_out, eps, k / m)
+    out, status = max_at_k_batch(rewards, np.argsort(rewards, axis=1), weights.own,
+                                 weights.above, leave_one_out, float(eps), k / m)
+    check_status(status)
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -125,6 +128,7 @@ def _bon_mean_options(*, k, eps):
     formula=r"\tilde r_{(i)} = \frac{\binom{i-1}{k-1} r_{(i)} + \sum_{j>i}\binom{j-2}{k-2} "
             r"r_{(j)}}{\binom{m-1}{k-1}},\quad A_i = \frac{\tilde r_i - \overline{\tilde r}}"
             r"{\operatorname{sd}(\tilde r) + \varepsilon}")
+@checks_finite
 def bon_mean(rewards, *, k=4, eps=1e-6):
     r"""BoN mean (max@k transformed reward, Bagirov et al. 2025), z-scored.
 
@@ -181,6 +185,7 @@ def _maxk_loo1_options(*, k):
                 "deterministic"},
     formula=r"A_i = s_i - \frac{k}{m}\hat\rho_{k-1}(r_{-i}),\quad s_i = \frac{\binom{i-1}{k-1} "
             r"r_{(i)} + \sum_{j>i}\binom{j-2}{k-2} r_{(j)}}{\binom{m}{k}}")
+@checks_finite
 def maxk_loo1(rewards, *, k=4):
     r"""Leave-one-out max@k advantage (Walder & Karkhanis 2025), lowest-variance max@k rule.
 

@@ -13,34 +13,15 @@ import numpy as np
 
 from .._arguments import choice_iv, integer_iv, seed_iv
 from ..prefix import prefix_sizes, tail_count, tail_fraction_ratio
+from .dispatch import check_status, checks_finite
 from .registry import register_rule
 
 # The kernels (numba) and the tail settings (κ: scipy) are imported in the functions that
 # use them: registering the rules (import tailext.rules) stays cheap.
-__all__ = ["tea_advantages", "tea_raw_advantages", "prefix_tea_advantages", "tied_tails",
+__all__ = ["tea_advantages", "tea_raw_advantages", "prefix_tea_advantages",
            "prefix_positions", "ORDERINGS"]
 
-_ONE_WEIGHT = np.ones(1)
 _TEA_PROPERTIES = {"shift_invariant", "scale_equivariant", "deterministic"}
-
-
-def tied_tails(tops, rewards):
-    """Groups whose top ``k`` rewards ``tops[B, k]`` are two-level ties, as a ``[B]`` mask.
-
-    A group is flagged when its top ``k`` values take at most two distinct values, one of
-    them at least twice, and the group is not constant — the pattern of 0/1 and few-level
-    rewards, for which the Gaussian tail fit gives little or no signal (all zeros with 0/1
-    rewards once ``k`` or more rollouts succeed).
-    """
-    low, high = tops.min(axis=1), tops.max(axis=1)
-    inside = ((tops > low[:, None]) & (tops < high[:, None])).any(axis=1)
-    repeated = np.maximum((tops == low[:, None]).sum(axis=1),
-                          (tops == high[:, None]).sum(axis=1)) >= 2
-    flagged = ~inside & repeated
-    level = flagged & (low == high)  # top k all equal: tied unless the whole group is
-    if level.any():
-        flagged[level] = rewards[level].min(axis=1) < high[level]
-    return flagged
 
 
 def _tail_options(*, tail_fraction, n_target, scale_floor):
@@ -52,21 +33,43 @@ def _tail_options(*, tail_fraction, n_target, scale_floor):
 
 
 def _tea_min_group_size(*, tail_fraction, n_target, scale_floor):
-    ratio = tail_fraction_ratio(tail_fraction)
+    return _smallest_tail_group(tail_fraction)
+
+
+@functools.lru_cache(maxsize=256)
+def _smallest_tail_group(tail_fraction) -> int:
+    ratio = tail_fraction_ratio(tail_fraction)  # cached: ≈ 7 µs, paid on every call
     return ratio.denominator // ratio.numerator + 1  # least m with ceil(β m) >= 2
 
 
-def _prefix_advantages(rewards, sizes, weights, settings):
-    counts = np.array([tail_count(int(n), settings.tail_fraction) for n in sizes],
-                      dtype=np.int64)
+@functools.lru_cache(maxsize=256)
+def _prefix_arrays(m, tail_fraction, order=None, n_prefixes=None):
+    """``(sizes, tail counts, weights)`` of the prefixes for a group of ``m`` (``order=None``:
+    the single prefix ``m`` with weight 1, i.e. TEA), as the kernel takes them; cached, as
+    the plan depends only on these arguments (a Prefix-TEA plan costs ≈ 40 µs to build)."""
+    if order is None:
+        sizes, weights = [m], [1.0]
+    else:
+        from ..estimators import prefix_plan
+
+        plan = prefix_plan(m, tail_fraction=tail_fraction, order=order, n_prefixes=n_prefixes)
+        sizes, weights = plan.sizes.tolist(), plan.weights.tolist()
+    counts = [tail_count(int(n), tail_fraction) for n in sizes]
+    return (np.asarray(sizes, dtype=np.int64), np.asarray(counts, dtype=np.int64),
+            np.asarray(weights, dtype=np.float64))
+
+
+def _prefix_advantages(rewards, settings, arrays, raw=False):
+    """The prefix kernel's ``(advantages, tied tails)``, its status checked."""
     from .. import _kernels
     from ..estimators import top_blocks
 
-    tops = top_blocks(rewards, sizes, counts)
-    out = _kernels.prefix_tea_batch(rewards, tops, np.asarray(sizes, dtype=np.int64), counts,
-                                    np.asarray(weights, dtype=np.float64), settings.floor_abs,
-                                    settings.floor_rel, settings.inv_beta, settings.kappa)
-    return out, tied_tails(tops[:, -counts[-1]:], rewards)
+    sizes, counts, weights = arrays
+    out, tied, status = _kernels.prefix_tea_batch(
+        rewards, top_blocks(rewards, sizes, counts), sizes, counts, weights,
+        settings.floor_abs, settings.floor_rel, settings.inv_beta, settings.kappa, raw)
+    check_status(status)
+    return out, tied
 
 
 def _tail_psi_torch(rewards, values, count, settings, scale, sd):
@@ -115,8 +118,8 @@ def _group_sd(values, member, count):
 
 
 def _tied_tails_torch(top, k, equal):
-    """:func:`tied_tails` from each group's largest rewards ``top`` (descending), its tail
-    size ``k`` and whether its rewards are all ``equal``."""
+    """:func:`tailext.reference.tied_tails` from each group's largest rewards ``top``
+    (descending), its tail size ``k`` and whether its rewards are all ``equal``."""
     from .. import _torch_ops
 
     tail = _torch_ops.positions(top) < k
@@ -160,6 +163,7 @@ def _tea_torch(x, valid, *, tail_fraction, n_target, scale_floor):
     properties=_TEA_PROPERTIES | {"zero_sum", "permutation_equivariant", "monotone"},
     label="TEA", tail_fit=True,
     formula=r"A_i = \psi_+(r_i;\hat\tau) - \frac{1}{m}\sum_j \psi_+(r_j;\hat\tau)")
+@checks_finite
 def tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=None):
     r"""Tail-Extrapolated Advantage (TEA), the training form.
 
@@ -203,7 +207,8 @@ def tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=Non
     from ..estimators import tail_settings_iv
 
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    return _prefix_advantages(rewards, [rewards.shape[1]], _ONE_WEIGHT, settings)
+    return _prefix_advantages(rewards, settings,
+                              _prefix_arrays(rewards.shape[1], settings.tail_fraction))
 
 
 def _tea_raw_torch(x, valid, *, tail_fraction, n_target, scale_floor):
@@ -223,6 +228,7 @@ def _tea_raw_torch(x, valid, *, tail_fraction, n_target, scale_floor):
     min_group_size=_tea_min_group_size, label="TEA (raw)", tail_fit=True,
     properties=_TEA_PROPERTIES | {"permutation_equivariant"},
     formula=r"a_i = \psi(r_i;\hat\tau)")
+@checks_finite
 def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=None):
     """Raw TEA advantage ``a_i = ψ(r_i; τ̂)``, ``τ̂`` fitted on the same group.
 
@@ -236,15 +242,11 @@ def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor
     >>> bool(a[:6].max() == 0.0 and a[7] > 0)
     True
     """
-    from .. import _kernels
-    from ..estimators import tail_settings_iv, top_blocks
+    from ..estimators import tail_settings_iv
 
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    k = tail_count(rewards.shape[1], settings.tail_fraction)
-    tops = top_blocks(rewards, [rewards.shape[1]], [k])
-    raw = _kernels.tea_raw_batch(rewards, tops, settings.floor_abs, settings.floor_rel,
-                                 settings.inv_beta, settings.kappa)
-    return raw, tied_tails(tops, rewards)
+    return _prefix_advantages(rewards, settings,
+                              _prefix_arrays(rewards.shape[1], settings.tail_fraction), raw=True)
 
 
 ORDERINGS = ("random", "given")
@@ -433,6 +435,7 @@ def _prefix_tea_torch(x, valid, *, tail_fraction, n_target, order, n_prefixes, o
     formula=r"c_{\pi(i)} = \sum_j w_j \frac{m}{n_j}\mathbf 1\{\pi(i) \le n_j\}\,"
             r"\psi_+(r_i;\hat\tau(\{r_l: \pi(l) \le n_j\})),"
             r"\quad A_i = c_i - \frac{1}{m}\sum_l c_l")
+@checks_finite
 def prefix_tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, order=2,
                           n_prefixes=3, ordering="random", seed=None, scale_floor=None):
     r"""Prefix-TEA advantage: TEA debiased by a jackknife over nested prefixes.
@@ -495,14 +498,14 @@ def prefix_tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, order=2,
     >>> bool(np.allclose(shuffled, A))
     True
     """
-    from ..estimators import prefix_plan, tail_settings_iv
+    from ..estimators import tail_settings_iv
 
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    plan = prefix_plan(rewards.shape[1], tail_fraction=settings.tail_fraction, order=order,
-                       n_prefixes=n_prefixes)
+    arrays = _prefix_arrays(rewards.shape[1], settings.tail_fraction, int(order),
+                            int(n_prefixes))
 
     def compute(arranged):
-        return _prefix_advantages(arranged, plan.sizes, plan.weights, settings)
+        return _prefix_advantages(arranged, settings, arrays)
 
     if ordering == "given":
         return compute(rewards)
