@@ -156,6 +156,22 @@ def test_grpo_group_of_one_convention():
     assert ours[single].tolist() == [0.0]
 
 
+def test_rloo_equals_verl_rloo():
+    # verl's rloo: r_i − mean of the other rollouts of the group; tailext's rloo is the same
+    # rule. A group of one: verl gives it its raw reward (no baseline); tailext gives 0 (too
+    # small for a leave-one-out baseline: counted and warned).
+    names = register()
+    token_rewards, mask, uids, _ = grouped_batch([8, 5, 16, 2, 1], seed=17)
+    with pytest.warns(tailext.SmallGroupWarning):
+        ours = run_estimator(names["rloo"], token_rewards, mask, uids, None)
+    verl_adv, _ = core_algos.compute_rloo_outcome_advantage(token_rewards.clone(), mask, uids)
+    theirs = verl_adv[:, 0].double().numpy()
+    single = uids == "prompt-4"
+    assert_close_per_group(ours[~single], theirs[~single], uids[~single])
+    scores = token_rewards.sum(dim=-1).double().numpy()
+    assert ours[single].tolist() == [0.0] and theirs[single].tolist() == scores[single].tolist()
+
+
 @pytest.mark.parametrize("normalize", [True, False])
 def test_bon_max_second_equals_verl_grpo_passk(normalize):
     names = register()

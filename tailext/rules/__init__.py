@@ -18,8 +18,24 @@ from .dispatch import advantages
 from .policy import AdvantageResult, DiscreteRewardWarning, SmallGroupWarning
 from .registry import PROPERTIES, AdvantageRule, available_methods, get_rule, register_rule
 
-from . import tea, grpo, bon_max, max_at_k, chow, cat_bon  # noqa: E402,F401  (registration)
-from . import compose  # noqa: E402,F401  (its default components must be registered first)
+
+def _import_rule_modules():
+    """Import every module of this package but the machinery: each registers its rules.
+
+    A new built-in rule is one module here (plus its tests); nothing else lists it.
+    ``compose`` comes last: its rule is built from the others.
+    """
+    import importlib
+    import pkgutil
+
+    machinery = {"registry", "dispatch", "policy", "compose"}
+    names = sorted(info.name for info in pkgutil.iter_modules(__path__)
+                   if info.name not in machinery)
+    for name in [*names, "compose"]:
+        importlib.import_module(f"{__name__}.{name}")
+
+
+_import_rule_modules()
 
 __all__ = ["AdvantageRule", "AdvantageResult", "DiscreteRewardWarning", "PROPERTIES",
            "SmallGroupWarning", "advantages", "available_methods", "get_rule", "register_rule"]
