@@ -23,7 +23,7 @@ def tailext_commit() -> str:
     return commit + ("+dirty" if git("status", "--porcelain", "--", ".") else "")
 
 
-#: Extra rows: Prefix-TEA with ``ordering="given"`` (its only ordering before issue 12).
+#: Extra rows: Prefix-TEA with ``ordering="given"`` (the paper's rule; the default is "random").
 VARIANTS = {"prefix_tea·given": ("prefix_tea", {"ordering": "given"})}
 
 

@@ -2,7 +2,7 @@
 
 Each layer runs in its own subprocess (numba picks the layer once per process, from
 ``NUMBA_THREADING_LAYER``). Under ``workqueue`` — numba's fallback when neither OpenMP nor
-TBB can be loaded — concurrent parallel launches used to abort the process; the kernels now
+TBB can be loaded — concurrent parallel launches abort the process, so the kernels
 serialize their parallel launches (:mod:`tailext._parallel`). A layer that cannot be loaded
 on this machine is skipped, saying so (TBB needs the ``tbb`` package, with its ``lib``
 directory on ``LD_LIBRARY_PATH`` when installed by pip). The serial and parallel builds of

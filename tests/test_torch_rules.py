@@ -218,9 +218,9 @@ def test_low_precision_inputs_give_the_float64_answer(method, data):
     computation is float32), ``S = max(max|A*|, max r − min r)`` the row's scale and ``κ``
     the rule's condition number (Prefix-TEA: Σ_j |w_j| m/n_j ≈ 13, the jackknife's
     amplification of its terms' rounding; 1 otherwise). Measured on 300 random batches
-    (scales 1e-30..1e30, offsets to 1e6): at most 10·u₃₂·S, Prefix-TEA 184·u₃₂·S; the
-    code before the per-row frame was off by up to 1e7·u₃₂·S. Never silent zeros: a row
-    whose exact result is non-zero gets a non-zero one."""
+    (scales 1e-30..1e30, offsets to 1e6): at most 10·u₃₂·S, Prefix-TEA 184·u₃₂·S; a
+    kernel summing in the rewards' own frame, not a per-row one, is off by up to 1e7·u₃₂·S.
+    Never silent zeros: a row whose exact result is non-zero gets a non-zero one."""
     dtype = data.draw(st.sampled_from([torch.float32, torch.bfloat16, torch.float16]),
                       label="dtype")
     unscaled = data.draw(unscaled_rewards())
