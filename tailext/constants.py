@@ -1,6 +1,6 @@
 """Gaussian-tail constants: ``e_N``, the tail moments ``z_β, λ_β, v_β`` and ``κ_N(β)``.
 
-These are the only places where the Gaussian-tail assumption (MATH.md §1) enters the
+These are the only places where the Gaussian-tail assumption (docs/math.md#constants) enters the
 estimators: everything else is computed from the rewards themselves.
 """
 
@@ -77,7 +77,7 @@ def expected_max_normal(n):
     cancellation for large ``n``. The range is split around ``sqrt(2 log n)``, where the
     integrand falls from one to zero. Measured against an independent high-order
     Gauss–Legendre rule, the absolute error is below ``1e-12`` for ``n <= 10**7``
-    (the specification asks ``1e-10`` up to ``10**4``). Results are cached per ``n``.
+    (see docs/math.md#expected-max). Results are cached per ``n``.
 
     ``e_1 = 0`` and ``e_2 = 1/sqrt(pi)`` exactly.
 

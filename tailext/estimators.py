@@ -110,7 +110,7 @@ class TailVector(NamedTuple):
 
 
 def tail_vector(rewards, *, tail_fraction=0.25, scale_floor=None) -> TailVector:
-    r"""Empirical tail vector of each group (MATH §3).
+    r"""Empirical tail vector of each group (see docs/math.md#tail-vector).
 
     With ``k = ceil(β m)`` and ``I`` the indices of the ``k`` largest rewards:
 
@@ -175,7 +175,7 @@ def _tail_vector_iv(rewards, tail_fraction, scale_floor):
 
 
 def shaped_reward(rewards, tail, *, tail_fraction=0.25, n_target=128):
-    r"""Tail-shaped reward ψ of each reward for a given tail vector (MATH §2).
+    r"""Tail-shaped reward ψ of each reward for a given tail vector (see docs/math.md#psi).
 
     .. math::
 
@@ -299,11 +299,13 @@ def _crossfit(fit, evaluation, scores, sizes, weights, settings):
 
 
 def direct_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, scale_floor=None):
-    r"""Direct plug-in gradient estimator (MATH §4, Theorem 1: bias and variance ``O(1/m)``).
+    r"""Direct plug-in gradient estimator (Theorem 1: bias and variance ``O(1/m)``).
 
     .. math::
 
         \hat g = \frac1m \sum_{i=1}^m \psi(r_i;\hat\tau)\,S_i
+
+    See docs/math.md#tea-raw.
 
     Parameters
     ----------
@@ -339,11 +341,13 @@ def _direct_gradient_iv(rewards, scores, tail_fraction, n_target, scale_floor):
 
 def crossfit_gradient(fit_rewards, eval_rewards, eval_scores, *, tail_fraction=0.25,
                       n_target=128, scale_floor=None):
-    r"""Cross-fitted estimator: tail fitted on one batch, ψ averaged on another (MATH §5).
+    r"""Cross-fitted estimator: tail fitted on one batch, ψ averaged on another.
 
     .. math::
 
         \hat g^{cf}_n = \frac1n\sum_{i\in B^2}\psi(r^2_i;\hat\tau(B^1))\,S^2_i
+
+    See docs/math.md#rounding-offset (its bias expansion).
 
     Parameters
     ----------
@@ -384,7 +388,7 @@ def _crossfit_gradient_iv(fit_rewards, eval_rewards, eval_scores, tail_fraction,
 
 def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, order=2,
                         n_prefixes=3, symmetric=True, scale_floor=None):
-    r"""Total-budget Prefix-TEA gradient (MATH §5, Theorem 2: bias ``O(m^{-(L+1)})``).
+    r"""Total-budget Prefix-TEA gradient (Theorem 2: bias ``O(m^{-(L+1)})``).
 
     With ``n = floor(m/2)``, ``B¹`` the first ``n`` rollouts and ``B²`` the next ``n``:
 
@@ -395,6 +399,8 @@ def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, or
         \hat g^{PT} = \tfrac12\bigl[\hat g^{split}(B^1\to B^2)
             + \hat g^{split}(B^2\to B^1)\bigr].
 
+    See docs/math.md#prefix-tea-gradient.
+
     Parameters
     ----------
     rewards : array_like, shape ``(m,)`` or ``(B, m)``
@@ -402,7 +408,10 @@ def prefix_tea_gradient(rewards, scores, *, tail_fraction=0.25, n_target=128, or
     order, n_prefixes
         ``L`` and ``J`` (prefix sizes are built on the half size ``n``).
     symmetric : bool, default True
-        ``False`` returns the one-directional ``ĝ^split(B¹ → B²)``. **[choice]**
+        ``True`` averages both directions, tailext's convention: each half then both fits and
+        evaluates, which leaves the bias as it is (the two directions are identically
+        distributed) and cannot raise the variance. ``False`` returns the one-directional
+        ``ĝ^split(B¹ → B²)``.
 
     Notes
     -----

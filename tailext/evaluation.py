@@ -1,8 +1,8 @@
-"""Best-of-n evaluation (MATH §7): frontier estimators, tail extrapolation, paired comparison.
+"""Best-of-n evaluation: frontier estimators, tail extrapolation, paired comparison.
 
 All functions take rewards as ``[P, M]`` arrays (``P`` prompts, ``M`` sampled completions each)
 or per-prompt scores as ``[P]`` / ``[P, C]`` arrays, validate them (clear errors, never a
-silent NaN) and return named result objects.
+silent NaN) and return named result objects. The formulas are in docs/math.md#evaluation.
 """
 
 from __future__ import annotations
@@ -95,13 +95,14 @@ def _unbiased_weights_iv(n_samples, n):
 
 
 def best_of_n(rewards, n, *, method="unbiased") -> BestOfN:
-    r"""Best-of-n value ``E[max of n]`` of each prompt from ``M`` sampled rewards (MATH §7).
+    r"""Best-of-n value ``E[max of n]`` of each prompt from ``M`` sampled rewards.
 
     ``method="unbiased"`` (any ``n <= M``):
     ``Σ_{i=n}^{M} C(i−1, n−1)/C(M, n) · r_(i)`` on the ascending order statistics — the
     average of the max over all ``C(M, n)`` subsets. ``method="grouped"`` (``n`` divides
     ``M``): split the ``M`` completions, in their given order, into ``M/n`` consecutive groups
-    and average the group maxima.
+    and average the group maxima (see docs/math.md#unbiased-best-of-n and
+    docs/math.md#grouped-best-of-n).
 
     Parameters
     ----------
@@ -168,10 +169,10 @@ def sorted_cdf(values, weights):
 
 
 def exact_best_of_n(values, weights, n) -> BestOfN:
-    r"""Exact ``E[max of n i.i.d. draws]`` from a discrete distribution (MATH §8's ``V_N``).
+    r"""Exact ``E[max of n i.i.d. draws]`` from a discrete distribution.
 
     With ascending values ``x_(i)`` and CDF ``F_i = Σ_{j≤i} p_(j)``:
-    ``V_n = Σ_i x_(i) [F_i^n − F_{i−1}^n]``.
+    ``V_n = Σ_i x_(i) [F_i^n − F_{i−1}^n]`` (see docs/math.md#exact-best-of-n).
 
     Parameters
     ----------
@@ -242,10 +243,11 @@ class TailPrediction(NamedTuple):
 
 def tail_prediction(rewards, n, *, fit_size, tail_fraction=0.25,
                     scale_floor=None) -> TailPrediction:
-    r"""Predict the best-of-N curve from ``m`` samples: ``V̂_N = μ̂_t + κ_N(β) ŝ`` (MATH §7).
+    r"""Predict the best-of-N curve from ``m`` samples: ``V̂_N = μ̂_t + κ_N(β) ŝ``.
 
     The tail vector is fitted on the first ``fit_size`` completions of each prompt; the
-    prediction is compared with the unbiased best-of-N of the other ``M − m`` completions.
+    prediction is compared with the unbiased best-of-N of the other ``M − m`` completions
+    (see docs/math.md#tail-prediction).
 
     Parameters
     ----------
@@ -326,11 +328,12 @@ class PairedBootstrap(NamedTuple):
 
 
 def paired_bootstrap(a, b, *, n_resamples=1000, confidence=0.95, seed=0) -> PairedBootstrap:
-    r"""Paired prompt bootstrap of the mean difference ``mean(a − b)`` (MATH §7).
+    r"""Paired prompt bootstrap of the mean difference ``mean(a − b)``.
 
     Prompts are resampled with replacement ``n_resamples`` times (multinomial counts, one
     matrix product for all resamples and all columns); the CI is the
-    ``[(1−c)/2, (1+c)/2]`` percentile interval of the resampled mean differences.
+    ``[(1−c)/2, (1+c)/2]`` percentile interval of the resampled mean differences
+    (see docs/math.md#paired-bootstrap).
 
     Parameters
     ----------
@@ -452,11 +455,12 @@ class QQLinearity(NamedTuple):
 
 
 def qq_linearity(rewards, *, tail_fraction=0.25, threshold=0.9) -> QQLinearity:
-    r"""Normal-QQ linearity of each prompt's upper tail (MATH §7).
+    r"""Normal-QQ linearity of each prompt's upper tail.
 
     For the ``k = ceil(β M)`` largest of the ``M`` rewards, with Hazen plotting positions
     ``p_i = (i − ½)/M``, regress ``r_(i)`` on ``Φ⁻¹(p_i)`` by least squares and report
-    ``R² = corr(r_(i), Φ⁻¹(p_i))²``. A Gaussian upper tail gives ``R²`` close to 1.
+    ``R² = corr(r_(i), Φ⁻¹(p_i))²``. A Gaussian upper tail gives ``R²`` close to 1
+    (see docs/math.md#qq-linearity).
 
     Parameters
     ----------

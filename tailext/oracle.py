@@ -1,9 +1,10 @@
-"""Oracle best-of-N advantage of a reward pool and the alignment of a rule's update (MATH §8).
+"""Oracle best-of-N advantage of a reward pool and the alignment of a rule's update.
 
 For a pool of rewards with probabilities ``p`` (the empirical distribution of ``M`` samples,
 or an explicit policy), ``V_N = E[max of N]`` and ``∂V_N/∂p_j = N g(x_j)`` with
 ``g(r) = E[max(r, M_{N−1})]``. For a policy ``p = π_θ`` this gives
-``∇_θ V_N = E_π[A*(R) S]`` with ``A* = N (g − V_N)`` and ``S = ∇ log π``.
+``∇_θ V_N = E_π[A*(R) S]`` with ``A* = N (g − V_N)`` and ``S = ∇ log π``
+(see docs/math.md#oracle).
 """
 
 from __future__ import annotations
@@ -209,11 +210,11 @@ class Alignment(NamedTuple):
 
 def oracle_alignment(advantages, scores, pool, pool_scores, *, n_target=128,
                      pool_weights=None) -> Alignment:
-    r"""Cosine between a rule's update and the oracle best-of-N update (MATH §8).
+    r"""Cosine between a rule's update and the oracle best-of-N update.
 
     ``u = (1/B) Σ_b (1/m) Σ_i A_{b,i} S_{b,i}`` (the rule on each prompt's group) and
     ``u* = (1/B) Σ_b Σ_j p_{b,j} A*(r_{b,j}) S_{b,j}`` over each prompt's pool (``p = 1/M``
-    unless ``pool_weights`` gives the exact policy probabilities).
+    unless ``pool_weights`` gives the exact policy probabilities); see docs/math.md#alignment.
 
     Parameters
     ----------

@@ -1,4 +1,8 @@
-"""Tail counts, compatible prefix sizes and jackknife cancellation weights (MATH §3, §5)."""
+"""Tail counts, compatible prefix sizes and jackknife cancellation weights.
+
+The formulas and conventions are in docs/math.md#tail-count, docs/math.md#prefix-sizes and
+docs/math.md#cancellation-weights.
+"""
 
 from __future__ import annotations
 
@@ -28,10 +32,12 @@ def tail_fraction_ratio(tail_fraction) -> Fraction:
 
 
 def tail_count(group_size, tail_fraction) -> int:
-    """Number of top samples in the tail fit, ``k = ceil(β m)`` (MATH §3 **[choice]**).
+    """Number of top samples in the tail fit, ``k = ceil(β m)`` (see docs/math.md#tail-count).
 
-    ``β`` is read as the fraction of :func:`tail_fraction_ratio`, so ``0.1 · 30`` gives
-    ``k = 3`` (not 4, as ``math.ceil(0.1 * 30)`` would in floating point).
+    The ceiling is tailext's convention: the fit never uses fewer than the fraction asked for,
+    and ``k >= 1`` for every ``m >= 1``. ``β`` is read as the fraction of
+    :func:`tail_fraction_ratio`, so ``0.1 · 30`` gives ``k = 3`` (not 4, as
+    ``math.ceil(0.1 * 30)`` would in floating point).
 
     Examples
     --------

@@ -60,7 +60,10 @@ def _floor_parameters(tail_fraction, scale_floor):
 
 
 def tail_vector(rewards, tail_fraction, scale_floor=None):
-    """Empirical tail vector ``(ĥ, μ̂_t, ŝ)`` of each row (MATH §3), via a full sort."""
+    """Empirical tail vector ``(ĥ, μ̂_t, ŝ)`` of each row, by a full sort.
+
+    See docs/math.md#tail-vector.
+    """
     m = rewards.shape[1]
     k = tail_count(m, tail_fraction)
     top = np.sort(rewards, axis=1)[:, m - k:]  # the k largest values, ascending
@@ -77,7 +80,7 @@ def tail_vector(rewards, tail_fraction, scale_floor=None):
 
 
 def shaped_reward(rewards, threshold, mean, scale, tail_fraction, n_target):
-    """Tail-shaped reward ψ (MATH §2), factored form; ψ ≡ 0 where the scale is zero."""
+    """Tail-shaped reward ψ, factored form; ψ ≡ 0 where the scale is zero (docs/math.md#psi)."""
     k_n = kappa(tail_fraction, n_target)
     h, mu, s = threshold[:, None], mean[:, None], scale[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -93,7 +96,7 @@ def tea_raw(rewards, tail_fraction, n_target, scale_floor=None):
 
 
 def tea(rewards, tail_fraction, n_target, scale_floor=None):
-    """TEA advantage ``A_i = (a_i)₊ − mean_j (a_j)₊`` (MATH §4)."""
+    """TEA advantage ``A_i = (a_i)₊ − mean_j (a_j)₊`` (see docs/math.md#tea-clipping)."""
     positive = np.maximum(tea_raw(rewards, tail_fraction, n_target, scale_floor), 0.0)
     return positive - positive.mean(axis=1, keepdims=True)
 
@@ -114,7 +117,10 @@ def crossfit_gradient(fit_rewards, eval_rewards, eval_scores, tail_fraction, n_t
 
 def split_gradient(fit_rewards, eval_rewards, eval_scores, sizes, weights, tail_fraction,
                    n_target, scale_floor=None):
-    """Split-budget estimator ``Σ_j w_j ĝ^cf_{n_j}`` over nested prefixes (MATH §5)."""
+    """Split-budget estimator ``Σ_j w_j ĝ^cf_{n_j}`` over nested prefixes.
+
+    See docs/math.md#prefix-tea-gradient.
+    """
     total = 0.0
     for n_j, w_j in zip(sizes, weights):
         total = total + w_j * crossfit_gradient(
@@ -125,7 +131,10 @@ def split_gradient(fit_rewards, eval_rewards, eval_scores, sizes, weights, tail_
 
 def prefix_tea_gradient(rewards, scores, sizes, weights, tail_fraction, n_target,
                         symmetric=True, scale_floor=None):
-    """Total-budget Prefix-TEA gradient: halves ``B¹``/``B²``, symmetric average (MATH §5)."""
+    """Total-budget Prefix-TEA gradient: halves ``B¹``/``B²``, symmetric average.
+
+    See docs/math.md#prefix-tea-gradient.
+    """
     n = rewards.shape[1] // 2
     first, second = rewards[:, :n], rewards[:, n:2 * n]
     first_scores, second_scores = scores[:, :n], scores[:, n:2 * n]
@@ -148,7 +157,7 @@ def prefix_tea(rewards, sizes, weights, tail_fraction, n_target, scale_floor=Non
     return combined - combined.mean(axis=1, keepdims=True)
 
 
-# --- Baseline advantage rules (BASELINES.md, MATH §6) -------------------------------------
+# --- Baseline advantage rules (see docs/math.md#baselines) ---------------------------------
 # Each takes validated ``[B, m]`` float64 rewards. Group means are taken after shifting by the
 # group maximum, ``r − r̄ = x − x̄`` with ``x = r − max(r)``, so that a group of equal rewards
 # gives exact zeros (and never ``tiny / (tiny + ε)``) whatever its magnitude.

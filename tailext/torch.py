@@ -458,7 +458,8 @@ def grouped_policy_loss(logprobs, mask, advantages, ref_logprobs=None, kl_coef=0
         k_3 = e^{\rho} - \rho - 1,\ \rho = \log\pi_{ref} - \log\pi,
 
     so ``∇L = −(1/bs) Σ_i A_i ∇ log π(y_i)/|T_i| + …``: with ``bs = B·m`` this is the trainer
-    convention of MATH §5 (advantages weight the mean over the ``m`` responses of a group).
+    convention of docs/math.md#policy-loss (advantages weight the mean over the ``m`` responses
+    of a group).
 
     Parameters
     ----------

@@ -51,7 +51,8 @@ def test_parallel_kernels_conform():
 
 
 def test_unclaimed_properties_of_builtin_rules_are_detected_as_failing(serial_numba):
-    # MATH §5: Prefix-TEA in the given order weights early rollouts more (not
+    # docs/math.md#prefix-tea-advantage: Prefix-TEA in the given order weights early
+    # rollouts more (not
     # permutation-equivariant; ordering="random", the default, is) and its negative
     # jackknife weights break monotonicity; raw TEA advantages are not centred.
     prefix = check_rule("prefix_tea", properties=["permutation_equivariant", "monotone"],

@@ -1,4 +1,4 @@
-"""Gaussian-tail constants: e_n, tail moments and κ (MATH §1)."""
+"""Gaussian-tail constants: e_n, tail moments and κ (docs/math.md#constants)."""
 
 import math
 

@@ -203,7 +203,7 @@ def test_large_group_matches_reference():
         RTOL * np.abs(plan.weights).sum())
 
 
-# ---- ψ (MATH §2) -------------------------------------------------------------------------
+# ---- ψ (docs/math.md#psi) ----------------------------------------------------------------
 
 def _psi(r, tau, beta=0.25, n=128):
     return tailext.shaped_reward(np.asarray(r, dtype=float), tau, tail_fraction=beta,
@@ -246,7 +246,7 @@ def test_psi_zero_scale_gives_zeros():
     assert np.all(_psi([1.0, 2.0, 3.0], tailext.TailVector(1.0, 2.0, 0.0)) == 0.0)
 
 
-# ---- TEA advantage properties (MATH §4) --------------------------------------------------
+# ---- TEA advantage properties (docs/math.md#tea-clipping) ---------------------------------
 
 def _normal_rows(seed, shape=(5, 64)):
     return np.random.default_rng(seed).normal(size=shape)

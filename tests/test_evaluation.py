@@ -99,7 +99,7 @@ def test_tail_prediction_of_gaussians_is_accurate_on_average():
     rewards = rng.normal(size=(300, 256 + 2048))
     out = tail_prediction(rewards, [64, 512], fit_size=256, tail_fraction=0.25)
     # Each prompt's error is independent; allow 4 SE plus the O(1/m) plug-in bias, which
-    # for m = 256 is below 0.03 in sd units (MATH §9 / Table 15 scale).
+    # for m = 256 is below 0.03 in sd units (Table 15's scale, docs/math.md#diagnostic).
     se = out.error.std(axis=0, ddof=1) / np.sqrt(300)
     assert np.all(np.abs(out.mean_error) < 4 * se + 0.03)
 

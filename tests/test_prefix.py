@@ -1,4 +1,4 @@
-"""Tail counts, compatible prefix sizes and cancellation weights (MATH §3, §5)."""
+"""Tail counts, compatible prefix sizes and cancellation weights (docs/math.md#prefix-tea)."""
 
 import numpy as np
 import pytest

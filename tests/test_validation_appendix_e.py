@@ -1,4 +1,7 @@
-"""CI check of ``tailext validate appendix-e --quick`` (MATH §9), asserting on its record."""
+"""CI check of ``tailext validate appendix-e --quick``, asserting on its record.
+
+The diagnostic is described in docs/math.md#diagnostic.
+"""
 
 import json
 

@@ -13,7 +13,7 @@ from tailext.validate.theory.lemmas import (SplicedDensity, best_of_n_gap, lemma
 
 
 def test_lemma2_finite_differences_match_expected_psi_score():
-    # MATH §2 / Lemma 2: ∇(μ_t + κ_N s) = E[ψ(R; τ*) S]; the issue asks agreement ≤ 1e-6
+    # Lemma 2 (docs/math.md#psi-derivation): ∇(μ_t + κ_N s) = E[ψ(R; τ*) S], to 1e-6
     # (quadrature and Richardson differences reach ~1e-12).
     (row,) = lemma2_check(thetas=((0.4, -0.3),), tail_fraction=0.25, n_target=64)
     assert row["max_abs_error"] <= 1e-6, row

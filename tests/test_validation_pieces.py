@@ -21,7 +21,7 @@ def _quad_gradient(h, mu, s):
     k = MODEL.kappa
 
     def integrand(r, component):
-        # ψ in its expanded form (MATH §2), independent of the factored kernel form
+        # ψ in its expanded form (docs/math.md#psi), independent of the factored kernel form
         psi = ((r - h) + k / (2 * s) * ((r - mu) ** 2 - (h - mu) ** 2)) / 0.1
         s_r = math.tanh(r) if component == 0 else 1 / (1 + r * r) - SCORE_OFFSET
         return psi * s_r * math.exp(-0.5 * r * r) / math.sqrt(2 * math.pi)

@@ -4,9 +4,9 @@ report label to a tailext method.
 Configurations, records and reports name rules by their label ("GRPO", "GRPO-Z", "TEA", …);
 only this table knows which registered ``tailext`` method computes each one, and with which
 options. Options are pinned where a library default could move a result: GRPO-Z is the
-population-sd z-score ``(r − r̄)/(sd + 1e-6)`` of BASELINES.md whatever the library's default
-``ddof`` is. When a method is renamed in the library, this table is the only thing to edit,
-and recorded results keep their labels and numbers.
+population-sd z-score ``(r − r̄)/(sd + 1e-6)`` (``grpo`` with ``ddof=0``, docs/math.md#grpo)
+whatever the library's default ``ddof`` is. When a method is renamed in the library, this
+table is the only thing to edit, and recorded results keep their labels and numbers.
 
 The position of a rule in :data:`RULES` is its index in the seeding scheme
 (:mod:`tailext.validate.seeding`): add new rules at the end.

@@ -1,11 +1,11 @@
-"""numba kernels for the Monte Carlo replications of the Gaussian-tail diagnostic (MATH §9).
+"""numba kernels for the Monte Carlo replications of the diagnostic (docs/math.md#diagnostic).
 
 Each replication is one group of ``m`` rewards. For every estimator the kernel returns three
 2-vectors (``out[:, e, t]``):
 
 * ``t = 0`` the estimate ``ĝ`` itself (for the variance);
 * ``t = 1`` its mean given the fitting batches. For a cross-fitted estimator this is exact,
-  ``Σ_j w_j G(τ̂_j)`` (Rao–Blackwellization, MATH §9); the direct (TEA) estimator fits and
+  ``Σ_j w_j G(τ̂_j)`` (docs/math.md#rao-blackwell); the direct (TEA) estimator fits and
   evaluates on the same samples, so nothing can be integrated out and ``t = 1`` is ``ĝ``;
 * ``t = 2`` the same minus a control variate of exactly zero mean: the first-order
   (influence-function) expansion of ``t = 1`` around ``τ*``. For a prefix fitted on

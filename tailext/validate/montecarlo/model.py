@@ -1,4 +1,4 @@
-"""The synthetic Gaussian-tail model of MATH §9 and its exact gradients by quadrature.
+"""The synthetic model of docs/math.md#diagnostic and its exact gradients by quadrature.
 
 One prompt, rewards ``R ~ N(0, 1)`` and the fixed bounded two-dimensional score
 
@@ -10,9 +10,9 @@ For a tail vector ``τ = (h, μ_t, s)`` the population mean of the shaped-reward
 
 so the true gradient is ``g* = G(τ*)`` (Lemma 2) and, for a cross-fitted estimator, ``G(τ̂)``
 is the exact conditional mean of the evaluation average given the fitting batch (the
-Rao–Blackwellized bias of MATH §9). ``G`` is one numba function used for both, evaluated by
-Gauss–Legendre quadrature on ``[h, h + 14]`` (φ is below 1e-42 beyond 14 standard deviations
-above any threshold the diagnostic meets).
+Rao–Blackwellized bias of docs/math.md#rao-blackwell). ``G`` is one numba function used for
+both, evaluated by Gauss–Legendre quadrature on ``[h, h + 14]`` (φ is below 1e-42 beyond 14
+standard deviations above any threshold the diagnostic meets).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def tail_gradient(h, mu, s, inv_beta, kappa_n, offset, nodes, weights):
 
 
 class DiagnosticModel(NamedTuple):
-    """Constants of the MATH §9 diagnostic at one ``(β, N)``.
+    """Constants of the Gaussian-tail diagnostic (docs/math.md#diagnostic) at one ``(β, N)``.
 
     Attributes
     ----------
@@ -119,7 +119,9 @@ class DiagnosticModel(NamedTuple):
 
 
 def diagnostic_model(tail_fraction=0.1, n_target=128) -> DiagnosticModel:
-    r"""Constants and exact gradient ``g* = ∫_{h*}^∞ ψ(r; τ*) S(r) φ(r) dr`` of MATH §9.
+    r"""Constants and exact gradient ``g* = ∫_{h*}^∞ ψ(r; τ*) S(r) φ(r) dr``.
+
+    See docs/math.md#diagnostic-quadrature.
 
     Examples
     --------

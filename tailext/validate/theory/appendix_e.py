@@ -1,4 +1,4 @@
-"""``tailext validate appendix-e``: the paper's Appendix E diagnostic (MATH §9).
+"""``tailext validate appendix-e``: the paper's Appendix E diagnostic (docs/math.md#diagnostic).
 
 Bias, variance and prompt-batch MSE of TEA (the direct estimator) and the total-budget
 Prefix-TEA gradient ``(L, J) = (2, 3)`` and ``(2, 4)`` on the synthetic Gaussian-tail model,
@@ -37,7 +37,8 @@ DEFAULT_SEED = 20240915
 DEFAULT_REPLICATIONS, DEFAULT_BLOCK = 131072, 4096
 QUICK_REPLICATIONS, QUICK_BLOCK = 4096, 256
 
-#: Paper's Table 15 (MATH §9), keyed like our estimators: m → (bias, variance).
+#: Paper's Table 15 (docs/math.md#diagnostic-statistics), keyed like our estimators:
+#: m → (bias, variance).
 PAPER_TABLE_15 = {
     "tea": dict(zip(GROUP_SIZES, zip((0.021, 9.972e-3, 4.848e-3, 3.180e-3, 1.274e-3),
                                      (0.024, 0.012, 6.114e-3, 3.073e-3, 1.544e-3)))),
@@ -160,8 +161,8 @@ class AppendixE(MonteCarloCheck):
         # Variances are judged with the next-order 1/m term (the theorems give the leading
         # order; at 0.5 % precision the m^-2 terms bend a pure power law), biases on the
         # pure power law: on this grid the rounding offset δ = ceil(βm) − βm cycles, so the
-        # bias coefficient itself moves from point to point (MATH §5) and no smooth
-        # correction models it.
+        # bias coefficient itself moves from point to point (docs/math.md#rounding-offset)
+        # and no smooth correction models it.
         plain, with_term = "pure power law", "with the 1/m term"
         verdicts = [slope_verdict("TEA bias falls like 1/m (Theorem 1)",
                                   slopes["tea"]["bias"], -1.0, fit_model=plain),

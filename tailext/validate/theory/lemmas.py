@@ -99,7 +99,7 @@ def tilted_gradient(theta, *, tail_fraction=0.1, n_target=128) -> np.ndarray:
     h, mu, s = tail.threshold, tail.mean, tail.scale
 
     def integrand(r, c):
-        # ψ in the form MATH §2 states it
+        # ψ in the form docs/math.md#psi states it
         psi = ((r - h) + k_n / (2 * s) * ((r - mu) ** 2 - (h - mu) ** 2)) / tail_fraction
         density = math.exp(-0.5 * r * r + float(theta @ _features(r))) / _SQRT_2PI
         return psi * (_features(r)[c] - tail.mean_features[c]) * density / tail.normalizer

@@ -1,11 +1,11 @@
 """``tailext validate rates``: Theorems 1 and 2 numerically, as fitted log-log slopes.
 
-Each *study* is a configuration of the Gaussian-tail model of MATH §9 (β, N, estimators, an
+Each *study* is a configuration of the model of docs/math.md#diagnostic (β, N, estimators, an
 ``m`` grid, replications), one resumable cell per ``m``. The ``theorem1`` study: the direct
 (TEA) estimator and the total-budget Prefix-TEA gradient ``(L, J) = (2, 3)`` at β = 0.1 over
 ``m = 160 · 2^k``. Every ``m`` on this grid has ``β m`` and ``β m / 2`` integer, so the
 rounding offset ``δ = ceil(β m) − β m`` is the same (zero) at every point: the bias
-coefficients ``b_l(δ)`` of MATH §5 are then constants and a power law in ``m`` is a fair
+coefficients ``b_l(δ)`` of docs/math.md#rounding-offset are then constants and a power law in ``m`` is a fair
 model. (On the Appendix E grid ``m = 256 · 2^k`` the offset cycles through 0.4, 0.8, 0.6,
 0.2, which shows as wiggles around the ``1/m`` line.)
 
