@@ -79,3 +79,79 @@ def test_page_examples_run(page, monkeypatch, tmp_path):
     namespace = {"__name__": f"docs_{page.stem}"}
     for line, code in runnable:
         exec(compile("\n" * (line - 1) + code, str(page), "exec"), namespace)
+
+
+# ---- citations of the math page ----------------------------------------------------------
+# Code and docs cite formulas as ``docs/math.md#anchor`` (docstrings, comments) or
+# ``[text](math.md#anchor)`` (pages). mkdocs --strict checks the links between pages, but not
+# docstrings and comments, so a renamed heading would leave them pointing nowhere: this does.
+
+MATH_PAGE = ROOT / "docs" / "math.md"
+CITED_TREES = ("tailext", "tests", "benchmarks", "docs", "docs_hooks", "validation")
+FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+HEADING_ID = re.compile(r"^#{1,6} .*\{#(?P<id>[A-Za-z0-9_-]+)\}\s*$", re.MULTILINE)
+CITATION = re.compile(r"\bmath\.md#(?P<anchor>[A-Za-z0-9_-]+)")
+IN_PAGE_LINK = re.compile(r"\]\(#(?P<anchor>[A-Za-z0-9_-]+)\)")
+# Files outside the repository that older text cited, and their marker for a convention.
+FOREIGN = re.compile(r"MATH(\.md)?\s*§|BASELINES\.md|\[choice\]")
+
+
+def heading_ids(text):
+    """The ``{#id}`` of every heading, outside fenced code (where ``#`` starts a comment)."""
+    return set(HEADING_ID.findall(FENCE.sub("", text)))
+
+
+def cited_files():
+    """Every .py and .md file of the source, test, benchmark and documentation trees, and the
+    top-level .md files (the changelog too: its links must resolve as well); not this file,
+    whose examples are made up."""
+    files = sorted(ROOT.glob("*.md"))
+    for tree in CITED_TREES:
+        files += sorted(path for suffix in ("py", "md")
+                        for path in (ROOT / tree).rglob(f"*.{suffix}"))
+    return [path for path in files if path != Path(__file__).resolve()]
+
+
+def citations(text):
+    """``(line number, anchor)`` of every ``math.md#anchor`` in ``text``."""
+    return [(text.count("\n", 0, match.start()) + 1, match["anchor"])
+            for match in CITATION.finditer(text)]
+
+
+def test_citation_parsing():
+    page = "# Top {#top}\n## ψ {#psi}\n```python\n# not a heading {#nope}\n```\n### Other\n"
+    assert heading_ids(page) == {"top", "psi"}
+    text = "ψ (see docs/math.md#psi).\n[ψ](../math.md#tail-count), math.md#a_b-1: and math.md"
+    assert citations(text) == [(1, "psi"), (2, "tail-count"), (2, "a_b-1")]
+    assert FOREIGN.search("(MATH §3)") and FOREIGN.search("MATH.md §1")
+    assert FOREIGN.search("of BASELINES.md") and FOREIGN.search("**[choice]**")
+    assert not FOREIGN.search("FASTMATH = ...; BASELINES = [...]; [choices]")
+
+
+def test_math_page_citations_resolve():
+    anchors = heading_ids(MATH_PAGE.read_text(encoding="utf-8"))
+    found, broken = 0, []
+    for path in cited_files():
+        text = path.read_text(encoding="utf-8")
+        cited = citations(text)
+        if path == MATH_PAGE:  # the page's own links are (#anchor)
+            cited += [(text.count("\n", 0, match.start()) + 1, match["anchor"])
+                      for match in IN_PAGE_LINK.finditer(FENCE.sub("", text))]
+        found += len(cited)
+        broken += [f"{path.relative_to(ROOT)}:{line}: #{anchor}" for line, anchor in cited
+                   if anchor not in anchors]
+    # tailext's docstrings alone cite the page some forty times: a count near zero means
+    # the pattern no longer matches how citations are written
+    assert found > 40, f"only {found} citations of docs/math.md found"
+    assert not broken, "citations of docs/math.md anchors that do not exist:\n" + "\n".join(
+        broken)
+
+
+def test_nothing_cites_files_outside_the_repository():
+    stale = [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}: "
+             f"{match.group(0)}"
+             for path in cited_files() if path.name != "CHANGELOG.md"
+             for text in [path.read_text(encoding="utf-8")]
+             for match in FOREIGN.finditer(text)]
+    assert not stale, ("cite docs/math.md#anchor instead of the spec files, and say in words "
+                       "why a convention is tailext's:\n" + "\n".join(stale))
