@@ -1,4 +1,4 @@
-"""Cost of the torch rules with and without a validity mask (CPU; issue 12, item 2).
+"""Cost of the torch rules with and without a validity mask (CPU).
 
 For each rule, on the same seeded ``[B, m]`` rewards, the best-of-``--repeats`` time of
 ``tailext.torch.advantages`` with

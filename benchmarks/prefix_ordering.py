@@ -1,4 +1,4 @@
-"""What Prefix-TEA's ``ordering`` costs in bias and variance (issue 12, item 3).
+"""What Prefix-TEA's ``ordering`` costs in bias and variance.
 
 The Gaussian-tail model of the Appendix E diagnostic (:mod:`tailext.validate.montecarlo.model`):
 rewards ``R ~ N(0, 1)``, score ``S(r) = (tanh r, 1/(1+r²) − E[1/(1+R²)])``, tail fraction

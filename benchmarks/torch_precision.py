@@ -1,4 +1,4 @@
-"""Precision of every rule in the torch adapter for low-precision inputs (issue 12, item 5).
+"""Precision of every rule in the torch adapter for low-precision inputs.
 
 For each rule, input dtype (float32, bfloat16, float16) and reward case (a scale and an offset
 applied to seeded N(0, 1) rewards), the rewards are rounded to the dtype and the torch result
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: The cases the issue measured: (label, scale, offset in units of the scale).
+#: The cases measured before the per-row frame: (label, scale, offset in units of the scale).
 ISSUE_CASES = (("1e5+N(0,1)", 1.0, 1e5), ("1e20·N(0,1)", 1e20, 0.0),
                ("1e-25·N(0,1)", 1e-25, 0.0))
 #: The requested range: scales 1e-30..1e30, offsets 0..1e6 × the spread.

@@ -30,6 +30,8 @@ __all__ = ["SphinxMarkup", "to_markdown"]
 
 _DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<inline>.*?)[ \t]*$")
 _MATH_ROLE = re.compile(r":math:`(?P<tex>[^`]+)`")
+# A docstring's citation of the math page: ``docs/math.md#psi`` (in backticks or not).
+_CITATION = re.compile(r"(?:``)?docs/math\.md#(?P<anchor>[A-Za-z0-9_-]+)(?:``)?")
 _ITEM_SECTIONS = {"parameters", "other parameters", "returns", "yields", "receives", "raises",
                   "warns", "attributes"}
 _LITERAL = re.compile(r"``(?P<text>[^`]+)``")
@@ -105,6 +107,8 @@ def to_markdown(text: str) -> str:
     --------
     >>> to_markdown("See :func:`~tailext.kappa`, :math:`\\kappa_N`.")
     'See `kappa`, $\\kappa_N$.'
+    >>> to_markdown("(see docs/math.md#psi)")
+    '(see [math.md#psi](../math.md#psi))'
     >>> print(to_markdown("Text.\n\n.. math::\n\n    a = b\n\nMore."))
     Text.
     <BLANKLINE>
@@ -117,6 +121,9 @@ def to_markdown(text: str) -> str:
     """
     text = _plain_item_types(_math_directives(text))
     text = _MATH_ROLE.sub(lambda match: f"${match['tex'].strip()}$", text)
+    # API pages live in docs/api/: the math page is one folder up
+    text = _CITATION.sub(lambda match: f"[math.md#{match['anchor']}](../math.md#"
+                                       f"{match['anchor']})", text)
     return _ROLE.sub(_role, text)
 
 

@@ -155,3 +155,17 @@ def test_nothing_cites_files_outside_the_repository():
              for match in FOREIGN.finditer(text)]
     assert not stale, ("cite docs/math.md#anchor instead of the spec files, and say in words "
                        "why a convention is tailext's:\n" + "\n".join(stale))
+
+
+def test_docstring_markup_hook_examples():
+    # the API pages' docstring rewriting (docs_hooks/sphinx_markup.py): its own examples
+    import doctest
+    import importlib.util
+
+    path = ROOT / "docs_hooks" / "sphinx_markup.py"
+    spec = importlib.util.spec_from_file_location("sphinx_markup", path)
+    module = importlib.util.module_from_spec(spec)
+    pytest.importorskip("griffe", reason="docs extra not installed")
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module)
+    assert result.attempted >= 3 and result.failed == 0

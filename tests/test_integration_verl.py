@@ -371,7 +371,7 @@ def test_length_sorted_rows_give_the_same_advantages_for_order_free_rules():
 
 def test_length_sorted_rows_leave_prefix_tea_unchanged():
     # prefix_tea's default ordering="random" arranges each group in a random order keyed on
-    # its rewards' ranks: the order verl hands the rows in does not matter (issue 12: length
+    # its rewards' ranks: the order verl hands the rows in does not matter (verl's length
     # sorting changed the given-order rule by up to 13.8). With seed=None each call draws
     # anew; a fixed seed makes it reproducible.
     before, after = length_sorted("prefix_tea", {"seed": 0}, [32, 24], seed=41)

@@ -1,6 +1,6 @@
 """The command line: every argument is checked before any work, with one line and exit 2.
 
-Each case of issue 14 is here with its exact message; none of them may create ``--out``.
+Each bad command line is here with its exact message; none of them may create ``--out``.
 """
 
 import importlib.util

@@ -23,7 +23,7 @@ BASELINE = "GRPO"
 #: Every scenario, in seeding order: the two main ones, then the sweep (heteroscedasticity,
 #: its mean cost and the noise level) that shows where TEA vs GRPO differs and where not.
 SCENARIOS = (
-    Scenario("homoscedastic"),                      # the prototype (K=1024, σ_ε=1)
+    Scenario("homoscedastic"),                      # the base scenario (K=1024, σ_ε=1)
     Scenario("risky", gamma=0.5, rho=0.5),
     Scenario("risky_g0.25", gamma=0.25, rho=0.5),
     Scenario("risky_g0.75", gamma=0.75, rho=0.5),
