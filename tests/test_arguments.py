@@ -12,22 +12,14 @@ import numpy as np
 import pytest
 
 from tailext import _arguments as ai
+from error_text import error_text
 
 HUGE = 10**400  # an int beyond the float64 range
 HUGE_SHOWN = repr(HUGE)[:77] + "..."
 
 
-def message(call):
-    """``'TypeName: text'`` of the exception ``call()`` raises."""
-    try:
-        call()
-    except (TypeError, ValueError) as error:
-        return f"{type(error).__name__}: {error}"
-    raise AssertionError("expected an error")
-
-
 def check(call, expected):
-    assert message(call) == expected
+    assert error_text(call) == expected
 
 
 # ------------------------------------------------------------------------ shown, did_you_mean

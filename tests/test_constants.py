@@ -8,6 +8,7 @@ from scipy import integrate, special, stats
 
 import tailext
 from tailext import expected_max_normal, kappa, tail_moments
+from error_text import error_text
 
 
 def _expected_max_density_form(n):
@@ -77,14 +78,6 @@ def test_kappa_definition_and_gaussian_identity(beta, n):
         mu + sigma * expected_max_normal(n), rel=1e-14)
 
 
-def _message(call):
-    try:
-        call()
-    except (TypeError, ValueError) as error:
-        return f"{type(error).__name__}: {error}"
-    raise AssertionError("expected an error")
-
-
 @pytest.mark.parametrize("bad, expected", [
     (0, "ValueError: `n` must be an integer in [1, 10000000], got 0."),
     (2.5, "TypeError: `n` must be an integer, got 2.5."),
@@ -97,7 +90,7 @@ def _message(call):
     ([4, 0], "ValueError: `n` must be an integer in [1, 10000000], got 0."),
 ])
 def test_expected_max_errors(bad, expected):
-    assert _message(lambda: expected_max_normal(bad)) == expected
+    assert error_text(lambda: expected_max_normal(bad)) == expected
 
 
 @pytest.mark.parametrize("beta, n, expected", [
@@ -115,11 +108,11 @@ def test_expected_max_errors(bad, expected):
     (0.25, np.bool_(True), "TypeError: `n_target` must be an integer, got True."),
 ])
 def test_kappa_errors(beta, n, expected):
-    assert _message(lambda: kappa(beta, n)) == expected
+    assert error_text(lambda: kappa(beta, n)) == expected
 
 
 def test_tail_moments_errors():
-    assert _message(lambda: tail_moments(None)) == (
+    assert error_text(lambda: tail_moments(None)) == (
         "TypeError: `tail_fraction` must be a real number, got None.")
 
 

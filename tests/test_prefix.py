@@ -8,6 +8,7 @@ from scipy import linalg
 
 from tailext import cancellation_weights, prefix_sizes, tail_count
 from tailext.prefix import tail_fraction_ratio
+from error_text import error_text
 
 
 def test_tail_count_is_exact_ceiling():
@@ -70,14 +71,6 @@ def test_order_zero_is_uniform():
     np.testing.assert_allclose(cancellation_weights([10, 20, 40], order=0), [1 / 3] * 3)
 
 
-def _message(call):
-    try:
-        call()
-    except (TypeError, ValueError) as error:
-        return f"{type(error).__name__}: {error}"
-    raise AssertionError("expected an error")
-
-
 @pytest.mark.parametrize("call, expected", [
     (lambda: prefix_sizes(8, tail_fraction=0.25, n_prefixes=3),
      "ValueError: `n` is too small for n_prefixes=3 prefixes with tail_fraction=0.25 (step "
@@ -118,7 +111,7 @@ def _message(call):
     (lambda: tail_count(8, "0.25"), "TypeError: `tail_fraction` must be a real number, got '0.25'."),
 ])
 def test_errors(call, expected):
-    assert _message(call) == expected
+    assert error_text(call) == expected
 
 
 def test_float_sizes_with_integral_values_are_accepted():
