@@ -286,28 +286,19 @@ def _group_blocks(group_ids, like):
 
     ``index`` (int64 on ``like``'s device) holds each group's rollouts in their order in
     the batch. Host ids (a list or numpy array) are grouped on the host and the index is
-    copied asynchronously, so no device sync is needed; tensor ids need ``torch.unique``,
-    which synchronizes.
+    copied asynchronously, so no device sync is needed; tensor ids are copied to the host
+    first, the one synchronization.
     """
     n_samples = like.shape[0]
     if isinstance(group_ids, torch.Tensor):
+        # One device-to-host copy (the one sync), then the host path. Grouping on the device
+        # would sync at torch.unique, bincount, the list of distinct sizes and each size's
+        # nonzero, and would number the groups the same way.
         if group_ids.ndim != 1 or group_ids.shape[0] != n_samples:
             raise ValueError(f"`group_ids` must have shape ({n_samples},) like `rewards`, got "
                              f"{tuple(group_ids.shape)}.")
-        if group_ids.is_floating_point() and bool(torch.isnan(group_ids).any()):
-            raise ValueError("`group_ids` must not contain NaN (NaN is not equal to itself, "
-                             "so its rollouts would each form a group of one).")
-        distinct, codes = torch.unique(group_ids, return_inverse=True)
-        codes = codes.to(like.device)
-        order = torch.argsort(codes, stable=True)
-        counts = torch.bincount(codes, minlength=len(distinct))
-        starts = torch.cumsum(counts, dim=0) - counts
-        blocks = []
-        for size in torch.unique(counts).tolist():
-            groups = torch.nonzero(counts == size)[:, 0]
-            index = order[starts[groups][:, None] + torch.arange(size, device=like.device)]
-            blocks.append((size, distinct[groups[0].to(distinct.device)], index))
-        return blocks
+        host = group_ids.detach().cpu()
+        group_ids = (host.float() if host.dtype == torch.bfloat16 else host).numpy()
     ids = np.asarray(group_ids)
     if ids.ndim != 1 or ids.shape[0] != n_samples:
         raise ValueError(f"`group_ids` must have shape ({n_samples},) like `rewards`, got "
@@ -390,7 +381,7 @@ def advantages_from_groups(rewards, group_ids, method="tea", *, valid=None,
     group size ``s``; one batched call per distinct size, no per-rollout Python loop.
     Host ids (a list or numpy array, like verl's ``uid``) are grouped on the host and the
     index copied asynchronously, so with ``check_finite=False`` the call is sync-free;
-    tensor ids need ``torch.unique`` and the distinct sizes, one device-to-host sync.
+    tensor ids are copied to the host and grouped there, one device-to-host sync.
     ``check_finite=True`` adds the one sync of :func:`advantages`. Random rules (``seed``
     option) draw for all blocks from one Generator.
 
