@@ -31,8 +31,8 @@ from tailext.validate.records import read_record  # noqa: E402
 
 
 def _gpu_args(**changes):
-    args = argparse.Namespace(dry_run=False, device="cuda", limit={}, steps=list(gpu_check.STEPS),
-                              mc_factor=10, seed=0)
+    args = argparse.Namespace(dry_run=False, device="cuda", limit={},
+                              steps=list(gpu_check.STEPS), mc_factor=10, seed=0)
     for key, value in changes.items():
         setattr(args, key, value)
     return args
@@ -68,7 +68,8 @@ def test_the_gpu_plan_runs_every_step_with_commands_the_cli_accepts(tmp_path):
         else:
             assert parsed.backend == "torch" and not parsed.quick
             assert parsed.replications == 10 * defaults[name]
-            assert steps[name].notes["factor"] == 10 and steps[name].notes["dropped_flags"] == []
+            assert steps[name].notes["factor"] == 10
+            assert steps[name].notes["dropped_flags"] == []
 
 
 def test_flags_the_check_does_not_offer_are_dropped_and_named(tmp_path):
