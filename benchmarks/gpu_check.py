@@ -312,13 +312,19 @@ def monte_carlo_summary(folder):
     if record is None:
         return None
     studies = record["configuration"].get("studies", {})
-    return {**_completeness(record),
-            "replications": {name: study.get("replications", [None])[0]
-                             for name, study in studies.items()},
+    replications = {name: study.get("replications", [None])[0]
+                    for name, study in studies.items()}
+    cells = {cell: times["wall_s"] for cell, times in record["timing"].get("cells", {}).items()}
+    # rewards simulated per second over the finished cells ("<study>/m=<m>"): what a longer
+    # run would take, read even from a step that ran out of time
+    drawn = sum((replications.get(cell.split("/")[0]) or 0) * int(cell.rsplit("m=", 1)[1])
+                for cell in cells if "m=" in cell)
+    seconds = sum(cells.values())
+    return {**_completeness(record), "replications": replications,
             "backend": {name: f"{study.get('backend')} on {study.get('device')}"
                         for name, study in studies.items()},
-            "cell_wall_s": {cell: times["wall_s"]
-                            for cell, times in record["timing"].get("cells", {}).items()},
+            "cell_wall_s": cells,
+            "rewards_per_s": drawn / seconds if seconds > 0 else None,
             "verdicts": [v.get("text") for v in record["results"].get("verdicts", [])]}
 
 
@@ -381,6 +387,9 @@ def markdown(record):
                         "- cell wall times: " + ", ".join(
                             f"{cell} {seconds:.1f} s"
                             for cell, seconds in result.get("cell_wall_s", {}).items())]
+            if result.get("rewards_per_s"):
+                details.append(f"- {result['rewards_per_s']:.3g} rewards simulated per "
+                               "second over the finished cells")
             details += [f"- {text}" for text in result.get("verdicts", [])]
         if step.get("notes", {}).get("dropped_flags"):
             details.append(f"- flags dropped (not offered by this tailext): "

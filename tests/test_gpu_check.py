@@ -28,6 +28,7 @@ import gpu_check  # noqa: E402
 from bench_common import rule_variants  # noqa: E402
 from tailext.cli import build_parser  # noqa: E402
 from tailext.validate.records import read_record  # noqa: E402
+from tailext.validate.theory import rates as rates_module  # noqa: E402
 
 
 def _gpu_args(**changes):
@@ -171,9 +172,14 @@ def test_dry_run_writes_the_summary_and_records_a_step_past_its_limit(tmp_path):
     for cell in bench["ratios_to_grpo"].values():
         assert cell["grpo_ms"] > 0 and cell["tea"] > 0 and cell["prefix_tea"] > 0
     rates = steps["rates"]["result"]
-    assert rates["complete"] and rates["replications"] == {"theorem1": 16}
-    assert rates["backend"] == {"theorem1": "torch on cpu"}
-    assert len(rates["cell_wall_s"]) == 6 and all(t > 0 for t in rates["cell_wall_s"].values())
+    studies = rates_module.STUDIES
+    assert rates["complete"] and rates["replications"] == {name: 16 for name in studies}
+    assert rates["backend"] == {name: "torch on cpu" for name in studies}
+    cells = rates["cell_wall_s"]
+    assert len(cells) == sum(len(study.group_sizes) for study in studies.values())
+    assert all(seconds > 0 for seconds in cells.values())
+    simulated = 16 * sum(sum(study.group_sizes) for study in studies.values())
+    assert rates["rewards_per_s"] == pytest.approx(simulated / sum(cells.values()))
     benchmark = json.loads((out / "bench_torch_device.json").read_text())
     grpo = [row for row in benchmark["results"]["rows"] if row["method"] == "grpo"]
     assert len(grpo) == 4 and all(row["ratio"] == 1.0 for row in grpo)
