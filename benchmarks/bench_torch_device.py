@@ -11,7 +11,8 @@ the round's ``synchronize`` (the device time from the call's first launch to its
 idle gaps while the host launches included); on other devices by the wall clock. A row's
 time is the median over the rounds and its ratio is to tailext's ``grpo`` (GRPO-Z,
 ``(r − r̄)/(sd + 1e-6)``) in the same variant, in the same rounds. The plain torch expression
-of GRPO-Z, ``(r - r.mean(1)) / (r.std(1) + 1e-6)`` in the rewards' dtype, is one more row.
+of GRPO-Z, ``(r - r.mean(1)) / (r.std(1) + 1e-6)`` in the rewards' dtype, is one more row
+(its ratio is to the default ``grpo`` call).
 
 Usage::
 
@@ -91,8 +92,8 @@ def shape_rows(rewards, rounds, warmup, seed):
     from bench_common import rule_variants
 
     m = rewards.shape[1]
-    calls, rows = {}, []
-    for name, (method, options) in rule_variants().items():
+    calls, rows, variants = {}, [], rule_variants()
+    for name, (method, options) in variants.items():
         rule = tailext.get_rule(method)
         if m < rule.min_group_size(**rule.resolve(options)):
             rows += [{"method": name, "variant": variant, "seconds": None,
@@ -112,9 +113,11 @@ def shape_rows(rewards, rounds, warmup, seed):
     times = device_medians(calls, rounds, warmup, rewards.device, seed)
     for (name, variant), seconds in times.items():
         base = times.get((BASELINE, variant), times.get((BASELINE, "check_finite=True")))
-        rows.append({"method": name, "variant": variant, "seconds": seconds,
+        rows.append({"method": name, "options": variants.get(name, (None, {}))[1],
+                     "variant": variant, "seconds": seconds,
                      "ratio": None if base is None else seconds / base})
-    return rows
+    order = {name: index for index, name in enumerate(variants)}
+    return sorted(rows, key=lambda row: order.get(row["method"], len(order)))  # stable
 
 
 def _cell(row):
