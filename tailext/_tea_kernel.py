@@ -152,8 +152,10 @@ def kth_largest(row, m, k, ta, tb, low, high, buf):
             ta = tb = a + 0.5 * inside * step
         else:  # around where the k-th largest would be if the values were evenly spaced
             where = a + (inside - (k - c_hi) + 0.5) * step
-            ta = max(where - 0.35 * step, a)
-            tb = min(where + 0.35 * step, b)
+            ta = where - 0.35 * step
+            tb = where + 0.35 * step
+            ta = ta if ta > a else a  # selects: numba's min and max branch on NaN
+            tb = tb if tb < b else b
     n = 0
     for i in range(m):  # the bracket's values, then the (k − c_hi)-th largest of them
         v = row[i]
