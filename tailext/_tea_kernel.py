@@ -101,7 +101,7 @@ def min_from(row, m, lo):
 
 
 @njit(cache=True, inline="always")
-def kth_largest(row, m, k, ta, tb, low, high, buf):
+def kth_largest(row, m, k, ta, tb, ca, cb, low, high, buf):
     """The ``k``-th largest value of ``row[:m]`` (finite values), exactly.
 
     Keeps a bracket: ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}`` (initially ``-inf``
@@ -121,7 +121,8 @@ def kth_largest(row, m, k, ta, tb, low, high, buf):
     inside = m
     stalled = 0
     for _ in range(_MAX_PASSES):
-        ca, cb = count_two(row, m, ta, tb)
+        if ca < 0:  # the first counts may come with the thresholds
+            ca, cb = count_two(row, m, ta, tb)
         if ca >= k:
             if ta > t_lo:
                 t_lo, c_lo = ta, ca
@@ -143,6 +144,7 @@ def kth_largest(row, m, k, ta, tb, low, high, buf):
                 return a
             t_lo, c_lo = np.nextafter(a, np.inf), above
         inside = c_lo - c_hi
+        ca = -1
         a = t_lo if t_lo > -np.inf else low
         b = t_hi if t_hi < np.inf else high
         if not a < b:  # the bounds are off (rounding): bisect what is known
@@ -203,17 +205,23 @@ def tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs, floor_rel, inv_
     # k-th largest (branch-free compaction); the k largest are among them if they are at
     # least k, else the whole row is.
     cut = centre + zc * sd
+    ta = centre + za * sd  # above ``cut``: the row's counts are the candidates' counts
+    tb = centre + zb * sd
     n = 0
-    for i in range(m):
+    ca = 0
+    cb = 0
+    for i in range(m):  # the loop is scalar anyway: the first counting pass comes along
         v = row[i]
         cand[n] = v
         n += v >= cut
+        ca += v >= ta
+        cb += v >= tb
     if n < k:
         for i in range(m):
             cand[i] = row[i]
         n = m
-    h = kth_largest(cand, n, k, centre + za * sd, centre + zb * sd,
-                    centre - spread_bound * sd, centre + spread_bound * sd, buf)
+    h = kth_largest(cand, n, k, ta, tb, ca, cb, centre - spread_bound * sd,
+                    centre + spread_bound * sd, buf)
     d1 = 0.0
     d2 = 0.0
     n_gt = 0
