@@ -71,10 +71,10 @@ def _prefix_advantages(rewards, settings, arrays):
 
 @functools.lru_cache(maxsize=256)
 def _first_thresholds(m, tail_fraction):
-    """``(k, z_a, z_b)`` of :func:`tailext._tea_kernel.tea_batch`: ``k = ceil(β m)`` and the
-    standard-normal quantiles where ``k + 2.5`` and ``k − 2.5`` of ``m`` normal rewards are
-    expected at or above ``mean + z·sd`` (only a first guess; the selection is exact for
-    any rewards)."""
+    """``(k, z_a, z_b, z_c)`` of :func:`tailext._tea_kernel.tea_batch`: ``k = ceil(β m)``
+    and the standard-normal quantiles where ``k + 2.5``, ``k − 2.5`` and ``k + 6`` of ``m``
+    normal rewards are expected at or above ``mean + z·sd`` (only steering; the selection
+    is exact for any rewards)."""
     from statistics import NormalDist
 
     k = tail_count(m, tail_fraction)
