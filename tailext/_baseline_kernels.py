@@ -23,11 +23,11 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ._kernels import (FASTMATH, BAD_INPUT, BAD_OUTPUT, SCALE_CHECKED, frame_squares, frame_sum,
                        mean_and_sd, nonfinite_in, row_frame, row_range, scaled_back,
-                       to_frame)
+                       to_frame, _DOUBLE_MAX)
 from ._parallel import batched_kernel
 
 #: ``mode`` of :func:`centred_batch`.
@@ -287,3 +287,20 @@ def chow_bon_rl_batch(rewards, selected):
         if nonfinite_in(result, m):
             status[b] = BAD_OUTPUT
     return out, status
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def add_weighted(total, values, weight, status):
+    """``total += weight · values`` in place, row by row (``[B, m]``), setting ``status[b]``
+    to :data:`BAD_OUTPUT` where a sum is not finite (or a value was not): the composed rule's
+    accumulation and its output check in one pass, instead of numpy's product, sum and
+    ``isfinite`` (three passes over the batch)."""
+    n_groups, m = total.shape
+    for b in range(n_groups):
+        finite = True
+        for i in range(m):
+            v = total[b, i] + weight * values[b, i]
+            total[b, i] = v
+            finite &= abs(v) <= _DOUBLE_MAX
+        if not finite:
+            status[b] = BAD_OUTPUT

@@ -20,9 +20,8 @@ Layers (each calls only the ones above it):
   checks compare (``|v| <= max``) rather than multiply;
 * per-value / per-group: :func:`psi_value`, :func:`tail_moments` and :func:`fit_tail` (the
   tail fit from the row's ``k`` largest values, which the caller finds with numpy's
-  SIMD partition, :func:`tailext.estimators.top_blocks`: on ``[4096, 64]`` it takes
-  0.37 ms, against 0.6 ms for a bucket-histogram selection in numba and 9–13 ms for a
-  quickselect per row);
+  SIMD partition, :func:`tailext.estimators.top_blocks`; TEA itself selects them in its
+  own counting passes, :mod:`tailext._tea_kernel`);
 * batched: ``*_batch``, over groups with ``prange`` in chunks that each own their scratch
   buffers (no allocation per row), built serial and parallel and dispatched by batch size
   (:mod:`tailext._parallel`); float64 in, float64 out, plus a ``status[B]`` array
@@ -409,72 +408,49 @@ def shift_scale(values, n, centre, g):
 
 
 @njit(cache=True, inline="always")
-def frame_psi(row, n, p, q, t, h, mu, curvature, factor, clip, x, result):
-    """One pass over ``row[:n]``: frame values into ``x``, ``factor · ψ`` (``clip``: ψ₊)
-    into ``result``, and the sums ``Σ d``, ``Σ d²`` (``d = x − h``, for the floor's sd and
-    to detect a non-finite reward) and ``Σ result``. Two copies of the loop, so that each
-    vectorizes (with the choice inside, the loop ran 1.8× slower)."""
-    edge = h - 2.0 * mu
-    first = 0.0
-    second = 0.0
-    total = 0.0
-    if clip:
-        for i in range(n):
-            v = (row[i] * p - q) * t
-            x[i] = v
-            d = v - h
-            first += d
-            second += d * d
-            a = d * (1.0 + curvature * (v + edge))
-            term = factor * a if (v >= h) & (a > 0.0) else 0.0
-            result[i] = term
-            total += term
-    else:
-        for i in range(n):
-            v = (row[i] * p - q) * t
-            x[i] = v
-            d = v - h
-            first += d
-            second += d * d
-            term = factor * d * (1.0 + curvature * (v + edge)) if v >= h else 0.0
-            result[i] = term
-            total += term
-    return first, second, total
+def prefix_row(row, m, tops, sizes, tail_counts, weights, floor_abs, floor_rel, inv_beta,
+               kappa_n, raw, x, top, result):
+    """Prefix-TEA advantages of one row into ``result`` → ``(tied, status)``, framed by the
+    row's range; ``tops``: the ``k_j`` largest values of every prefix, side by side (see
+    :func:`prefix_tea_batch`), ``x`` (length ``m``) and ``top`` (length ``max k_j``) scratch.
 
-
-@njit(cache=True, inline="always")
-def tea_row(row, m, values, k, floor_abs, floor_rel, inv_beta, kappa_n, raw, x, top,
-            result):
-    """TEA (or the raw shaped reward) of one row in one pass over it, framed by its ``k``
-    largest ``values`` alone → ``(done, tied, finite)``.
-
-    The top values give the row maximum (the anchor) and a scale (their spread); ψ is
-    computed with the tail sd in the same pass that yields the floor's sd, and once more only
-    if the floor binds (rarely, for continuous rewards). ``done`` is False — the caller then
-    takes the general path, which frames by the whole row's range — when the top values are
-    tied (no scale), or when the pass meets a non-finite reward or overflows (a row whose
-    spread exceeds that of its top by ~1e150).
+    One pass for the range, one writing the frame values (with their sum, which also
+    detects a non-finite reward), per prefix the tail fit (:func:`fit_tail`: its top values
+    and one pass for the floor) and one ψ pass, and one pass that centres, scales back and
+    checks the output.
     """
-    hi = values[0]
-    low = values[0]
-    for i in range(1, k):
-        hi, low = max(hi, values[i]), min(low, values[i])
-    if not (low < hi and hi - low <= _DOUBLE_MAX):
-        return False, False, True
-    p, q, t, g = row_frame(hi, low)
-    h, mu, s, tied = tail_moments(values, k, p, q, t, top)
-    mode = PSI_RAW if raw else PSI_SET
-    first, second, total = frame_psi(row, m, p, q, t, h, mu, kappa_n / (2.0 * s), inv_beta,
-                                     not raw, x, result)
-    if not (math.isfinite(first) and math.isfinite(second)):
-        return False, False, True
-    floor = floor_abs * (p * t)
-    if floor_rel > 0.0:
-        mean = first / m
-        floor += floor_rel * np.sqrt(max(second / m - mean * mean, 0.0))
-    if floor > s:  # the floor binds: ψ again with it
-        total = add_psi(x, m, h, mu, kappa_n / (2.0 * floor), inv_beta, mode, result)
-    return True, tied, shift_scale(result, m, 0.0 if raw else total / m, g)
+    hi, lo = row_range(row, m)
+    p, q, t, g = row_frame(hi, lo)
+    total = sum_into_frame(row, m, p, q, t, x)
+    if not math.isfinite(total):
+        result[:m] = 0.0
+        return False, BAD_INPUT
+    if not lo < hi:  # a constant group: ψ ≡ 0
+        result[:m] = 0.0
+        return False, 0
+    n_prefixes = sizes.shape[0]
+    result[sizes[0]:m] = 0.0  # the first prefix sets result[:n_0], the others add
+    frame_floor = floor_abs * (p * t)
+    total = 0.0
+    offset = 0
+    tied = False
+    for j in range(n_prefixes):
+        n_j = sizes[j]
+        k_j = tail_counts[j]
+        h, mu, s, tied_j = fit_tail(x, n_j, tops[offset:offset + k_j], k_j, p, q, t,
+                                    frame_floor, floor_rel, top)
+        offset += k_j
+        if j == n_prefixes - 1:
+            tied = tied_j
+        mode = PSI_RAW if raw else (PSI_SET if j == 0 else PSI_ADD)
+        if s > 0.0:
+            total += add_psi(x, n_j, h, mu, kappa_n / (2.0 * s),
+                             weights[j] * (m / n_j) * inv_beta, mode, result)
+        elif mode != PSI_ADD:  # ψ ≡ 0
+            result[:n_j] = 0.0
+    if not shift_scale(result, m, 0.0 if raw else total / m, g):
+        return tied, BAD_OUTPUT
+    return tied, 0
 
 
 @batched_kernel(fastmath=FASTMATH)
@@ -488,19 +464,15 @@ def prefix_tea_batch(rewards, tops, sizes, tail_counts, weights, floor_abs, floo
     ψ(r_i; τ̂)``, neither clipped nor centred. ``tops[b]`` holds, prefix after prefix, the
     ``k_j`` largest values of ``rewards[b, :n_j]`` in any order (:func:`tailext.estimators.top_blocks`).
     ``tied[b]``: the top ``k`` of the whole row are a two-level tie (:func:`tail_moments`)
-    in a non-constant row. With one prefix a row usually takes :func:`tea_row` (one pass
-    over it, one to centre). Otherwise: one pass for the range, one writing the frame values
-    (with their sum, which also detects a non-finite reward), per prefix the tail fit
-    (:func:`fit_tail`: its top values and one pass for the floor) and one ψ pass, and one
-    pass that centres, scales back and checks the output.
+    in a non-constant row. Each row by :func:`prefix_row`; TEA itself has a faster kernel
+    that selects the top values in its own passes (:func:`tailext._tea_kernel.tea_batch`).
     """
     n_groups, m = rewards.shape
     out = np.empty((n_groups, m))
     tied = np.zeros(n_groups, dtype=np.bool_)
     status = np.zeros(n_groups, dtype=np.uint8)
-    n_prefixes = sizes.shape[0]
     k_max = 0
-    for j in range(n_prefixes):
+    for j in range(sizes.shape[0]):
         k_max = max(k_max, tail_counts[j])
     n_chunks = chunk_count(n_groups)
     for chunk in prange(n_chunks):
@@ -508,46 +480,9 @@ def prefix_tea_batch(rewards, tops, sizes, tail_counts, weights, floor_abs, floo
         top = np.empty(k_max)
         start, stop = chunk_bounds(chunk, n_chunks, n_groups)
         for b in range(start, stop):
-            row = rewards[b]
-            result = out[b]
-            if n_prefixes == 1:  # TEA, the raw shaped reward: one pass in the common case
-                done, tied_b, finite = tea_row(row, m, tops[b], tail_counts[0], floor_abs,
-                                               floor_rel, inv_beta, kappa_n, raw, x, top,
-                                               result)
-                if done:
-                    tied[b] = tied_b
-                    status[b] = 0 if finite else BAD_OUTPUT
-                    continue
-            hi, lo = row_range(row, m)
-            p, q, t, g = row_frame(hi, lo)
-            total = sum_into_frame(row, m, p, q, t, x)
-            if not math.isfinite(total):
-                status[b] = BAD_INPUT
-                result[:] = 0.0
-                continue
-            if not lo < hi:  # a constant group: ψ ≡ 0
-                result[:] = 0.0
-                continue
-            result[sizes[0]:] = 0.0  # the first prefix sets result[:n_0], the others add
-            frame_floor = floor_abs * (p * t)
-            total = 0.0
-            offset = 0
-            for j in range(n_prefixes):
-                n_j = sizes[j]
-                k_j = tail_counts[j]
-                h, mu, s, tied_j = fit_tail(x, n_j, tops[b, offset:offset + k_j], k_j, p, q,
-                                            t, frame_floor, floor_rel, top)
-                offset += k_j
-                if j == n_prefixes - 1:
-                    tied[b] = tied_j
-                mode = PSI_RAW if raw else (PSI_SET if j == 0 else PSI_ADD)
-                if s > 0.0:
-                    total += add_psi(x, n_j, h, mu, kappa_n / (2.0 * s),
-                                     weights[j] * (m / n_j) * inv_beta, mode, result)
-                elif mode != PSI_ADD:  # ψ ≡ 0
-                    result[:n_j] = 0.0
-            if not shift_scale(result, m, 0.0 if raw else total / m, g):
-                status[b] = BAD_OUTPUT
+            tied[b], status[b] = prefix_row(rewards[b], m, tops[b], sizes, tail_counts,
+                                            weights, floor_abs, floor_rel, inv_beta,
+                                            kappa_n, raw, x, top, out[b])
     return out, tied, status
 
 

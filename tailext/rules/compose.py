@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._arguments import did_you_mean, real_iv, shown
+from .dispatch import NonFiniteRows, check_status, checks_finite
 from .registry import AdvantageRule, get_rule, register_rule
 
 __all__ = ["Component", "weighted_sum", "derived", "plain_options"]
@@ -191,6 +192,7 @@ def _weighted_sum_torch(x, valid, *, components):
     "weighted_sum", torch=_weighted_sum_torch, check_options=_weighted_sum_options,
     min_group_size=_min_group_size, derive=derived, label="Weighted sum",
     formula=r"A_i = \sum_k w_k\, A^{(k)}_i")
+@checks_finite
 def weighted_sum(rewards, *, components=(("mean_centred", 0.5), ("tea", 0.5))):
     r"""Weighted sum of registered rules: ``A = Σ_k w_k · A_k``, e.g. ``λ A_GRPO + (1−λ) A_TEA``.
 
@@ -243,13 +245,25 @@ def weighted_sum(rewards, *, components=(("mean_centred", 0.5), ("tea", 0.5))):
     >>> bool(np.allclose(A, expected))
     True
     """
+    from .._baseline_kernels import add_weighted
+
+    # Finiteness is checked by the components' kernels (every built-in one) and by the
+    # accumulation, so the dispatcher makes no passes of its own over rewards and result.
+    if not all(getattr(part.rule.numpy, "checks_finite", False) for part in components):
+        finite = np.isfinite(rewards).all(axis=1)
+        if not finite.all():
+            from .._kernels import BAD_INPUT
+
+            raise NonFiniteRows(np.where(finite, 0, BAD_INPUT).astype(np.uint8))
     total = np.zeros_like(rewards)
+    status = np.zeros(rewards.shape[0], dtype=np.uint8)
     tied = np.zeros(rewards.shape[0], dtype=bool)
     for part in components:
         out, flags = _component_numpy(part, rewards)
-        total += part.weight * out
+        add_weighted(total, out, float(part.weight), status)
         if flags is not None:
             tied |= flags
+    check_status(status)
     if any(part.rule.tail_fit for part in components):
         return total, tied
     return total

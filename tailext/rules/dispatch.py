@@ -163,28 +163,53 @@ _FLOAT64 = np.dtype(np.float64)
 #: Resolved option sets by rule (name, kernel, validator, defaults) and options with their
 #: types: validating them costs 3–12 µs warm and up to ~100 µs when the interpreter's
 #: caches are cold (measured between kernel calls on [4096, 64]), against 0.2–0.35 ms for
-#: the fastest kernels.
+#: the fastest kernels; a composed rule's components cost ~60 µs to validate and ~20 µs to
+#: derive its attributes from, so its specialized rule is kept too.
 _RESOLVED: dict = {}
 _RESOLVED_MAX = 1024
 _IMMUTABLE = (int, float, str, bool, type(None))
 
 
+def _frozen(value):
+    """A hashable stand-in for an option value that keeps its type: lists, tuples and
+    mappings (a composed rule's components, as a config gives them) recursively; raises
+    ``TypeError`` for anything else unhashable."""
+    if isinstance(value, (list, tuple)):
+        return type(value), tuple(_frozen(item) for item in value)
+    if isinstance(value, dict):
+        return dict, tuple((key, _frozen(item)) for key, item in value.items())
+    hash(value)
+    return type(value), value
+
+
+def _immutable(value) -> bool:
+    """Whether a resolved option value can be shared between calls: scalars of immutable
+    types, and tuples of them or of a composed rule's components (whose options are)."""
+    if type(value) in _IMMUTABLE:
+        return True
+    if isinstance(value, tuple):
+        if hasattr(value, "rule") and hasattr(value, "options"):  # a Component
+            return _immutable(value.weight) and all(map(_immutable, value.options.values()))
+        return all(map(_immutable, value))
+    return False
+
+
 def _resolved(rule, options):
-    """``(rule.resolve(options), minimum group size)``, memoized for option values of
-    immutable scalar types (a resolved ``seed`` is a Generator, so the options of seeded
-    rules are resolved on every call). The cache key has each value's type, so ``True``
-    and ``1`` stay apart. Callers must not modify the result."""
+    """``(rule.resolve(options), minimum group size, rule specialized to them)``, memoized
+    for option values that are immutable (a resolved ``seed`` is a Generator, so the options
+    of seeded rules are resolved on every call). The cache key has each value's type, so
+    ``True`` and ``1`` stay apart. Callers must not modify the result."""
     try:
-        key = (rule.name, rule.numpy, rule.check_options, tuple(rule.options.items()),
-               tuple((name, type(value), value) for name, value in options.items()))
+        key = (rule.name, rule.numpy, rule.check_options, _frozen(tuple(rule.options.items())),
+               tuple((name, _frozen(value)) for name, value in options.items()))
         cached = _RESOLVED.get(key)
     except TypeError:  # an unhashable option value: the validator will say what it is
         cached, key = None, None
     if cached is None:
         resolved = rule.resolve(options)
-        cached = resolved, int(rule.min_group_size(**resolved))
+        cached = resolved, int(rule.min_group_size(**resolved)), rule.specialized(resolved)
         if (key is not None and len(_RESOLVED) < _RESOLVED_MAX
-                and all(type(value) in _IMMUTABLE for value in resolved.values())):
+                and all(map(_immutable, resolved.values()))):
             _RESOLVED[key] = cached
     return cached
 
@@ -268,8 +293,7 @@ def advantages(rewards, method="tea", *, valid=None, small_groups="raise", retur
     True
     """
     rule = get_rule(method)
-    resolved, minimum = _resolved(rule, options)
-    rule = rule.specialized(resolved)
+    resolved, minimum, rule = _resolved(rule, options)
     # The common values pass without the validators (which give the messages otherwise).
     policy = (small_groups if type(small_groups) is str and small_groups in SMALL_GROUP_POLICIES
               else choice_iv(small_groups, "small_groups", SMALL_GROUP_POLICIES))

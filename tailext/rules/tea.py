@@ -43,23 +43,20 @@ def _smallest_tail_group(tail_fraction) -> int:
 
 
 @functools.lru_cache(maxsize=256)
-def _prefix_arrays(m, tail_fraction, order=None, n_prefixes=None):
-    """``(sizes, tail counts, weights)`` of the prefixes for a group of ``m`` (``order=None``:
-    the single prefix ``m`` with weight 1, i.e. TEA), as the kernel takes them; cached, as
-    the plan depends only on these arguments (a Prefix-TEA plan costs ≈ 40 µs to build)."""
-    if order is None:
-        sizes, weights = [m], [1.0]
-    else:
-        from ..estimators import prefix_plan
+def _prefix_arrays(m, tail_fraction, order, n_prefixes):
+    """``(sizes, tail counts, weights)`` of the prefixes of a group of ``m``, as the kernel
+    takes them; cached, as the plan depends only on these arguments (a Prefix-TEA plan
+    costs ≈ 40 µs to build)."""
+    from ..estimators import prefix_plan
 
-        plan = prefix_plan(m, tail_fraction=tail_fraction, order=order, n_prefixes=n_prefixes)
-        sizes, weights = plan.sizes.tolist(), plan.weights.tolist()
+    plan = prefix_plan(m, tail_fraction=tail_fraction, order=order, n_prefixes=n_prefixes)
+    sizes, weights = plan.sizes.tolist(), plan.weights.tolist()
     counts = [tail_count(int(n), tail_fraction) for n in sizes]
     return (np.asarray(sizes, dtype=np.int64), np.asarray(counts, dtype=np.int64),
             np.asarray(weights, dtype=np.float64))
 
 
-def _prefix_advantages(rewards, settings, arrays, raw=False):
+def _prefix_advantages(rewards, settings, arrays):
     """The prefix kernel's ``(advantages, tied tails)``, its status checked."""
     from .. import _kernels
     from ..estimators import top_blocks
@@ -67,7 +64,35 @@ def _prefix_advantages(rewards, settings, arrays, raw=False):
     sizes, counts, weights = arrays
     out, tied, status = _kernels.prefix_tea_batch(
         rewards, top_blocks(rewards, sizes, counts), sizes, counts, weights,
-        settings.floor_abs, settings.floor_rel, settings.inv_beta, settings.kappa, raw)
+        settings.floor_abs, settings.floor_rel, settings.inv_beta, settings.kappa, False)
+    check_status(status)
+    return out, tied
+
+
+@functools.lru_cache(maxsize=256)
+def _first_thresholds(m, tail_fraction):
+    """``(k, z_a, z_b, z_c)`` of :func:`tailext._tea_kernel.tea_batch`: ``k = ceil(β m)``
+    and the standard-normal quantiles where ``k + 2.5``, ``k − 2.5`` and ``k + 6`` of ``m``
+    normal rewards are expected at or above ``mean + z·sd`` (only steering; the selection
+    is exact for any rewards)."""
+    from statistics import NormalDist
+
+    k = tail_count(m, tail_fraction)
+
+    def quantile(rank):
+        return NormalDist().inv_cdf(min(max(1.0 - rank / m, 0.5 / m), 1.0 - 0.5 / m))
+
+    return k, quantile(k + 2.5), quantile(k - 2.5), quantile(k + 6.0)
+
+
+def _tea_kernel_advantages(rewards, settings, raw=False):
+    """TEA (``raw``: ψ) by :func:`tailext._tea_kernel.tea_batch` → ``(advantages, tied)``,
+    its status checked."""
+    from .._tea_kernel import tea_batch
+
+    k, za, zb, zc = _first_thresholds(rewards.shape[1], settings.tail_fraction)
+    out, tied, status = tea_batch(rewards, k, za, zb, zc, settings.floor_abs, settings.floor_rel,
+                                  settings.inv_beta, settings.kappa, raw)
     check_status(status)
     return out, tied
 
@@ -207,8 +232,7 @@ def tea_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor=Non
     from ..estimators import tail_settings_iv
 
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    return _prefix_advantages(rewards, settings,
-                              _prefix_arrays(rewards.shape[1], settings.tail_fraction))
+    return _tea_kernel_advantages(rewards, settings)
 
 
 def _tea_raw_torch(x, valid, *, tail_fraction, n_target, scale_floor):
@@ -245,8 +269,7 @@ def tea_raw_advantages(rewards, *, tail_fraction=0.25, n_target=128, scale_floor
     from ..estimators import tail_settings_iv
 
     settings = tail_settings_iv(tail_fraction, n_target, scale_floor)
-    return _prefix_advantages(rewards, settings,
-                              _prefix_arrays(rewards.shape[1], settings.tail_fraction), raw=True)
+    return _tea_kernel_advantages(rewards, settings, raw=True)
 
 
 ORDERINGS = ("random", "given")
