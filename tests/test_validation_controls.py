@@ -128,3 +128,24 @@ def test_kurtosis_of_summary_matches_direct_computation_and_gates_resolution():
 def test_controls_need_a_pilot():
     with pytest.raises(ValueError, match="pilot_replications"):
         SimulationConfig(MODEL, (256,), (1024,), 256, 0, controls=True, pilot_replications=100)
+
+
+@pytest.mark.slow  # importing torch alone takes ~20 s on the shared CI machine
+def test_torch_features_match_numba():
+    # the torch backend (here on the CPU) computes the same estimates and control features
+    # from the same rewards, for every prefix-size rule of the rates check
+    pytest.importorskip("torch")
+    import dataclasses
+
+    est = (SINGLE[0], EstimatorSpec("p12", "p12", 1, 2), EstimatorSpec("p23", "p23", 2, 3),
+           EstimatorSpec("o23", "o23", 2, 3, "offset"), EstimatorSpec("s1", "s1", 0, 1,
+                                                                      "single", 1))
+    config = SimulationConfig(MODEL, (256,), (1024,), 512, 0, estimators=est, controls=True,
+                              pilot_replications=1024)
+    r = np.random.default_rng(12).standard_normal((32, 256))
+    out, features = estimates_and_features(config, r)
+    out_t, features_t = estimates_and_features(dataclasses.replace(config, backend="torch"), r)
+    np.testing.assert_allclose(out_t, out, rtol=0, atol=1e-11)
+    assert features_t.shape == features.shape == (32, 2 + 3 + 3 + 1, N_FEATURES)
+    scale = np.abs(features).max(axis=0) + 1e-300
+    assert np.all(np.abs(features_t - features) <= 1e-9 * scale)

@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["N_FEATURES", "N_THRESHOLD", "fit_features", "threshold_moments", "feature_means",
-           "truncated_moments"]
+           "truncated_moments", "CHAOS_TABLES", "LAYOUT"]
 
 #: Powers of ``z`` with a non-zero mean (the first features).
 N_THRESHOLD = 6
@@ -74,6 +74,11 @@ def _chaos_tables(order: int):
 
 _COEF3, _BLOCKS3 = _chaos_tables(3)
 _COEF4, _BLOCKS4 = _chaos_tables(4)
+#: ``(coefficients, blocks)`` of the third and fourth chaos, for the torch backend.
+CHAOS_TABLES = ((_COEF3, _BLOCKS3), (_COEF4, _BLOCKS4))
+#: ``(orders, powers of z)`` of the first and second chaos blocks and the powers of z of the
+#: higher ones, for the torch backend.
+LAYOUT = (_FIRST, _SECOND, _HIGHER)
 #: Features per fit.
 N_FEATURES = (N_THRESHOLD + _FIRST[0] * _FIRST[1] + _SECOND[0] * _SECOND[1]
               + (_COEF3.shape[0] + _COEF4.shape[0]) * _HIGHER)

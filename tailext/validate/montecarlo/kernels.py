@@ -15,6 +15,10 @@ Each replication is one group of ``m`` rewards. For every estimator the kernel r
   so ``E[t=2] = E[t=1]`` exactly while the O(m^{-1/2}) fluctuation is removed and only the
   O(1/m) remainder is left — this is what makes biases of 1e-4 measurable.
 
+With ``n_features > 0`` every prefix fit also reports the polynomial control features of
+:func:`tailext.validate.montecarlo.controls.fit_features` (docs/math.md#polynomial-controls),
+computed from the ``k`` largest values the fit has just selected.
+
 Scores are evaluated only where ψ ≠ 0, never materialized. The tail fit and ψ are the
 package kernels :func:`tailext._kernels.fit_row` and :func:`tailext._kernels.psi_value`;
 tests check ``t = 0`` against :func:`tailext.direct_gradient` and

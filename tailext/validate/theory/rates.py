@@ -141,15 +141,18 @@ STUDIES = {
 
 def configure_parser(parser) -> None:
     add_out(parser)
-    add_quick(parser, "4096 replications per m instead of 65536, about half a minute")
+    add_quick(parser, "Theorem 1 with 4096 replications per m instead of 65536; Theorem 2 "
+                      "on m = 128, 256, 512 with 16384 (TEA, Prefix-TEA (1,2) and its "
+                      "offset-size ablation); no rounding-offset study; about 25 s of CPU")
     add_seed(parser, DEFAULT_SEED)
     parser.add_argument("--backend", choices=("numba", "torch"), default="numba",
                         help="Monte Carlo kernels: numba (CPU) or torch (any device); the "
                              "same numbers to 1e-11")
     add_device(parser, "cpu", "the torch backend")
     parser.add_argument("--replications", type=positive_int, default=None,
-                        help="replications per m in every study: a multiple of 8, at least "
-                             "16 (default: each study's own)")
+                        help="replications per m in every study (the pilot for the control "
+                             "coefficients stays the study's own, or this count if smaller): "
+                             "a multiple of 8, at least 16 (default: each study's own)")
     parser.add_argument("--n-target", type=positive_int, default=128,
                         help="target best-of-N size N (default 128)")
     add_threads(parser, None, "numba")
@@ -174,7 +177,8 @@ def build_studies(*, quick=False, backend="numba", device="cpu", seed=DEFAULT_SE
                                else (study.replications, study.block_size, study.pilot))
         if replications is not None:
             count, block = replications, block_layout(replications, block)
-            pilot = replications
+            pilot = min(replications, pilot)
+            pilot -= pilot % block
         sizes, estimators = study.group_sizes, study.estimators
         if quick and study.quick_group_sizes is not None:
             sizes = study.quick_group_sizes
@@ -378,7 +382,7 @@ class Rates(MonteCarloCheck):
                 config = record["configuration"]["studies"][name]
                 mode = record["completeness"]["mode"]
                 title = (f"rates, study {name}: β = {config['tail_fraction']}, N = "
-                         f"{config['n_target']}, {config['replications'][0]} replications "
+                         f"{config['n_target']}, {_replications(config)} replications "
                          f"per m, seed {config['seed']} ({mode} run)")
                 file = "rates.png" if name == "theorem1" else f"rates_{name}.png"
                 written.append(plot_bias_variance(rows, out / file, title=title))
@@ -400,6 +404,12 @@ def run(args) -> int:
     check = Rates(studies, mode="quick" if args.quick else "full", seed=args.seed,
                   progress=args.progress)
     return run_check(check, Path(args.out), overrides=overrides(args))
+
+
+def _replications(config: dict) -> str:
+    """``65536``, or ``262144 … 49152`` when the count changes with ``m``."""
+    counts = config["replications"]
+    return str(counts[0]) if len(set(counts)) == 1 else f"{counts[0]} … {counts[-1]}"
 
 
 def _vector(values, errors=None, digits=3) -> str:
@@ -436,8 +446,9 @@ def markdown(record: dict) -> str:
     studies = record["configuration"]["studies"]
     description = "; ".join(
         f"study {name}: β = {c['tail_fraction']}, N = {c['n_target']}, m = "
-        f"{', '.join(map(str, c['group_sizes']))}, {c['replications'][0]} replications per "
-        f"m" + (f" (+ {c['pilot_replications']} pilot replications for the control "
+        f"{', '.join(map(str, c['group_sizes']))}, "
+        + (f"{c['replications'][0]} replications per m" if len(set(c["replications"])) == 1
+           else f"{', '.join(map(str, c['replications']))} replications") + (f" (+ {c['pilot_replications']} pilot replications for the control "
                 f"coefficients)" if c.get("controls") else "")
         + f", backend {c['backend']}" + (f" on {c['device']}" if c["device"] else "")
         for name, c in studies.items()) + "."
