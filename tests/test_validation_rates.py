@@ -21,14 +21,15 @@ def test_quick_rates_show_the_direction_of_both_theorems(tmp_path):
     assert tea_bias["holds"], tea_bias
     fit = record["results"]["slopes"]["theorem1"]["tea"]["bias"]["corrected"]
     assert fit["ci_low"] <= -1.0 <= fit["ci_high"]
-    # Theorem 2 at β = 1/2, m = 128, 256, 512 with the polynomial controls: the whole 95 %
-    # CI of Prefix-TEA (1,2)'s bias slope lies below −1.5 (predicted −2), on three points
-    # resolved under the kurtosis rule
+    # Theorem 2 at β = 1/2, m = 64..512 with the polynomial controls: the whole 95 % CI of
+    # Prefix-TEA (1,2)'s bias slope on m ≥ 128 lies below −1.5 (predicted −2), on three
+    # points resolved under the kurtosis rule
     order_one = _verdict(record, "theorem2", "Prefix-TEA (1,2)")
     assert order_one["verdict"] == "shown", order_one
     assert order_one["fit"]["points"] == 3 and order_one["fit"]["ci_high"] < -1.5
     # the ablation on the same draws: with the smaller prefix at the other rounding offset
-    # the bias is back to ≈ 1/m, and larger than TEA's
+    # the bias is back to ≈ 1/m (the CI of the fit with the 1/m term contains −1), and
+    # larger than TEA's
     ablation = _verdict(record, "theorem2", "Ablation: Prefix-TEA (1,2)")
     assert ablation["holds"], ablation
     assert min(record["results"]["offset_to_tea_bias"]["theorem2"][
