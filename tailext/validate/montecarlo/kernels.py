@@ -15,6 +15,10 @@ Each replication is one group of ``m`` rewards. For every estimator the kernel r
   so ``E[t=2] = E[t=1]`` exactly while the O(m^{-1/2}) fluctuation is removed and only the
   O(1/m) remainder is left — this is what makes biases of 1e-4 measurable.
 
+With ``n_features > 0`` every prefix fit also reports the polynomial control features of
+:func:`tailext.validate.montecarlo.controls.fit_features` (docs/math.md#polynomial-controls),
+computed from the ``k`` largest values the fit has just selected.
+
 Scores are evaluated only where ψ ≠ 0, never materialized. The tail fit and ψ are the
 package kernels :func:`tailext._kernels.fit_row` and :func:`tailext._kernels.psi_value`;
 tests check ``t = 0`` against :func:`tailext.direct_gradient` and
@@ -28,6 +32,7 @@ from numba import njit, prange
 
 from tailext._kernels import fit_row, psi_value
 
+from .controls import fit_features
 from .model import tail_gradient
 
 __all__ = ["replicate_batch", "influence_mean"]
@@ -59,14 +64,18 @@ def influence_mean(values, n, tau_star, beta, density):
 
 @njit(cache=True)
 def _crossfit_row(fit, evaluation, sizes, counts, weights, floor, inv_beta, kappa_n, offset,
-                  nodes, quad_weights, tau_star, jacobian, density, buf, out):
+                  nodes, quad_weights, tau_star, jacobian, density, buf, out, features):
     """``out[0]``: ``Σ_j w_j (1/n_j) Σ_{i<n_j} ψ(e_i; τ̂_j) S(e_i)``; ``out[1]``:
-    ``Σ_j w_j G(τ̂_j)``; ``out[2]``: ``Σ_j w_j J_G · mean IF(fit[:n_j])`` (τ̂_j = τ̂(fit[:n_j]))."""
+    ``Σ_j w_j G(τ̂_j)``; ``out[2]``: ``Σ_j w_j J_G · mean IF(fit[:n_j])`` (τ̂_j = τ̂(fit[:n_j]));
+    ``features[j] +=`` the control features of fit ``j`` (none when ``features`` has no
+    columns; :mod:`tailext.validate.montecarlo.controls`)."""
     out[:, :] = 0.0
     beta = 1.0 / inv_beta
     for j in range(sizes.shape[0]):
         n_j = sizes[j]
         h, mu, s = fit_row(fit, n_j, counts[j], floor, 0.0, buf)
+        fit_features(buf[n_j - counts[j]:n_j], counts[j], h, n_j, tau_star[0], beta, density,
+                     features[j])
         factor = weights[j] / n_j
         for i in range(n_j):
             r = evaluation[i]
@@ -86,8 +95,11 @@ def _crossfit_row(fit, evaluation, sizes, counts, weights, floor, inv_beta, kapp
 @njit(cache=True, parallel=True)
 def replicate_batch(rewards, direct_count, plan_sizes, plan_counts, plan_weights, plan_bounds,
                     floor, inv_beta, kappa_n, offset, nodes, quad_weights, tau_star, jacobian,
-                    density, g_star):
-    """Estimates of every estimator on every row of ``rewards[R, m]`` → ``[R, 1 + P, 3, 2]``.
+                    density, g_star, n_features):
+    """Estimates of every estimator on every row of ``rewards[R, m]`` → ``[R, 1 + P, 3, 2]``,
+    and the control features of every prefix fit → ``[R, len(plan_sizes), n_features]``
+    (both directions summed; ``n_features`` is 0 or
+    :data:`~tailext.validate.montecarlo.controls.N_FEATURES`).
 
     Estimator 0 is the direct (TEA) estimator with ``k = direct_count``; estimator ``1 + p``
     is the symmetric total-budget Prefix-TEA gradient with prefix plan ``p`` (sizes, tail
@@ -97,6 +109,8 @@ def replicate_batch(rewards, direct_count, plan_sizes, plan_counts, plan_weights
     n = m // 2
     n_plans = plan_bounds.shape[0] - 1
     out = np.empty((n_rows, 1 + n_plans, 3, 2))
+    feats = np.zeros((n_rows, plan_sizes.shape[0], n_features))
+    no_features = np.zeros((1, 0))
     direct_sizes = np.full(1, m, dtype=np.int64)
     direct_counts = np.full(1, direct_count, dtype=np.int64)
     direct_weights = np.ones(1)
@@ -108,7 +122,7 @@ def replicate_batch(rewards, direct_count, plan_sizes, plan_counts, plan_weights
         row = rewards[b]
         _crossfit_row(row, row, direct_sizes, direct_counts, direct_weights, floor, inv_beta,
                       kappa_n, offset, nodes, quad_weights, tau_star, jacobian, density, buf,
-                      forward)
+                      forward, no_features)
         # plug-in term of the direct estimator's expansion: (1/m) Σ ψ(r_i; τ*) S(r_i) − g*
         p1 = 0.0
         p2 = 0.0
@@ -130,13 +144,15 @@ def replicate_batch(rewards, direct_count, plan_sizes, plan_counts, plan_weights
             hi = plan_bounds[p + 1]
             _crossfit_row(first, second, plan_sizes[lo:hi], plan_counts[lo:hi],
                           plan_weights[lo:hi], floor, inv_beta, kappa_n, offset, nodes,
-                          quad_weights, tau_star, jacobian, density, buf, forward)
+                          quad_weights, tau_star, jacobian, density, buf, forward,
+                          feats[b, lo:hi])
             _crossfit_row(second, first, plan_sizes[lo:hi], plan_counts[lo:hi],
                           plan_weights[lo:hi], floor, inv_beta, kappa_n, offset, nodes,
-                          quad_weights, tau_star, jacobian, density, buf, backward)
+                          quad_weights, tau_star, jacobian, density, buf, backward,
+                          feats[b, lo:hi])
             for c in range(2):
                 out[b, 1 + p, 0, c] = 0.5 * (forward[0, c] + backward[0, c])
                 out[b, 1 + p, 1, c] = 0.5 * (forward[1, c] + backward[1, c])
                 out[b, 1 + p, 2, c] = 0.5 * (forward[1, c] - forward[2, c]
                                              + backward[1, c] - backward[2, c])
-    return out
+    return out, feats

@@ -13,13 +13,66 @@ import numpy as np
 __all__ = ["replicate_batch_torch"]
 
 
-def replicate_batch_torch(config, rewards: np.ndarray, plan_arrays) -> np.ndarray:
-    """``[R, 1 + P, 3, 2]`` as :func:`tailext.validate.montecarlo.kernels.replicate_batch`,
-    computed on ``config.device``."""
+def fit_features_torch(top, n: int, h_star: float, tail_fraction: float, density: float):
+    """The control features of :func:`tailext.validate.montecarlo.controls.fit_features` for
+    fits whose ``k`` largest rewards are the rows of ``top`` (``[R, k]``, descending) →
+    ``[R, N_FEATURES]``."""
+    import math
+
+    import torch
+
+    from .controls import CHAOS_TABLES, LAYOUT, N_THRESHOLD
+
+    (_, first_powers), (_, second_powers), higher = LAYOUT
+    h = top[:, -1:]
+    above = top[:, :-1]
+    big_k = above.shape[1]
+    lam = torch.exp(-0.5 * h * h) / math.sqrt(2.0 * math.pi) / (0.5 * torch.erfc(h / math.sqrt(2.0)))
+    m1, m2 = lam, 1.0 + h * lam
+    m3, m4 = 2.0 * m1 + h * h * lam, 3.0 * m2 + h ** 3 * lam
+    c2 = m2 - m1 * m1
+    c3 = m3 - 3.0 * m1 * m2 + 2.0 * m1 ** 3
+    c4 = m4 - 4.0 * m1 * m3 + 6.0 * m1 * m1 * m2 - 3.0 * m1 ** 4
+    u = (above - m1) / torch.sqrt(c2)
+    g2 = u * u - 1.0
+    power = torch.stack([(u ** a * g2 ** b).sum(dim=1) if a + b <= 4
+                         else torch.zeros_like(h[:, 0]) for a in range(5) for b in range(5)],
+                        dim=1)
+    root = math.sqrt(big_k)
+    first = [power[:, 5] / root, power[:, 1] / root,
+             (u ** 3 - c3 / c2 ** 1.5).sum(dim=1) / root,
+             (u ** 4 - c4 / c2 ** 2).sum(dim=1) / root]
+    second = [(power[:, 5] ** 2 - power[:, 10]) / big_k,
+              (power[:, 5] * power[:, 1] - power[:, 6]) / big_k,
+              (power[:, 1] ** 2 - power[:, 2]) / big_k]
+    higher_values = []
+    for (coefficients, blocks), norm in zip(CHAOS_TABLES, (big_k * root, big_k * big_k)):
+        for c in range(coefficients.shape[0]):
+            total = torch.zeros_like(h[:, 0])
+            for p in range(coefficients.shape[1]):
+                term = torch.full_like(total, float(coefficients[c, p]))
+                for index in blocks[c, p]:
+                    if index >= 0:
+                        term = term * power[:, int(index)]
+                total = total + term
+            higher_values.append(total / norm)
+    z = (h[:, 0] - h_star) * density / math.sqrt(tail_fraction * (1.0 - tail_fraction) / n)
+    columns = [z ** a for a in range(1, N_THRESHOLD + 1)]
+    columns += [z ** a * value for value in first for a in range(first_powers)]
+    columns += [z ** a * value for value in second for a in range(second_powers)]
+    columns += [z ** a * value for value in higher_values for a in range(higher)]
+    return torch.stack(columns, dim=1)
+
+
+def replicate_batch_torch(config, rewards: np.ndarray, plan_arrays):
+    """``([R, 1 + P, 3, 2], [R, S, F])`` as
+    :func:`tailext.validate.montecarlo.kernels.replicate_batch`, computed on
+    ``config.device``."""
     import torch
 
     from tailext import tail_count
 
+    from .controls import N_FEATURES
     from .model import QUADRATURE_WIDTH, SCORE_OFFSET
 
     model = config.model
@@ -34,6 +87,7 @@ def replicate_batch_torch(config, rewards: np.ndarray, plan_arrays) -> np.ndarra
 
     def fit(values, k):
         top = torch.topk(values, k, dim=1).values
+        fits.append(top)
         h = top[:, -1]
         mu = top.mean(dim=1)
         s = torch.sqrt(((top - mu[:, None]) ** 2).mean(dim=1)).clamp_min(model.scale_floor)
@@ -78,6 +132,7 @@ def replicate_batch_torch(config, rewards: np.ndarray, plan_arrays) -> np.ndarra
             control += w_j * influence_mean(fit_values[:, :n_j]) @ jacobian.T
         return estimate, expectation, control
 
+    fits = []
     out = torch.empty(n_rows, len(plan_arrays[3]), 3, 2, dtype=torch.float64, device=device)
     direct, _, control = crossfit(x, x, [m], [tail_count(m, model.tail_fraction)], [1.0])
     plug_in = (psi(x, h_star, mu_star, s_star)[..., None] * score(x)).mean(dim=1)
@@ -87,13 +142,21 @@ def replicate_batch_torch(config, rewards: np.ndarray, plan_arrays) -> np.ndarra
     out[:, 0, 2] = direct - control - (plug_in - g_star)
     sizes, counts, weights, bounds = (a.tolist() for a in plan_arrays)
     first, second = x[:, :n], x[:, n:2 * n]
+    width = N_FEATURES if config.controls else 0
+    features = torch.zeros(n_rows, len(sizes), width, dtype=torch.float64, device=device)
     for p in range(len(bounds) - 1):
         plan = (sizes[bounds[p]:bounds[p + 1]], counts[bounds[p]:bounds[p + 1]],
                 weights[bounds[p]:bounds[p + 1]])
+        fits.clear()
         forward, forward_mean, forward_control = crossfit(first, second, *plan)
         backward, backward_mean, backward_control = crossfit(second, first, *plan)
+        if width:
+            for j, size in enumerate(plan[0]):
+                for top in (fits[j], fits[len(plan[0]) + j]):
+                    features[:, bounds[p] + j] += fit_features_torch(
+                        top, size, h_star, model.tail_fraction, model.threshold_density)
         out[:, 1 + p, 0] = 0.5 * (forward + backward)
         out[:, 1 + p, 1] = 0.5 * (forward_mean + backward_mean)
         out[:, 1 + p, 2] = 0.5 * (forward_mean - forward_control
                                   + backward_mean - backward_control)
-    return out.cpu().numpy()
+    return out.cpu().numpy(), features.cpu().numpy()

@@ -39,6 +39,8 @@ def summary_rows(config: SimulationConfig, cells: dict[int, CellStatistics],
                 "resolved": s.resolved,
                 "bias_upper": upper,
                 "bias_vector": s.bias_vector.tolist(),
+                "bias_vector_se": s.bias_vector_se.tolist(),
+                "kurtosis": s.kurtosis,
                 "variance": s.variance,
                 "variance_se": s.variance_se,
                 "mse": {str(b): s.bias_norm ** 2 + s.variance / b for b in prompt_batches},
@@ -49,14 +51,16 @@ def summary_rows(config: SimulationConfig, cells: dict[int, CellStatistics],
 
 
 def rate_slope(rows: list[dict], estimator: str, quantity: str, *,
-               correction: bool = False) -> dict:
+               correction: bool = False, min_m: int | None = None) -> dict:
     """Log-log slope of ``quantity`` (``"bias"`` or ``"variance"``) against ``m``.
 
-    Only resolved biases enter a bias fit; with too few points (three, or four with the
-    ``1/m`` ``correction`` of :func:`tailext.validate.montecarlo.slopes.fit_loglog_slope`) the result says so
-    instead of fitting noise.
+    Only resolved biases enter a bias fit, and only ``m ≥ min_m`` (a fit window declared
+    with the configuration); with too few points (three, or four with the ``1/m``
+    ``correction`` of :func:`tailext.validate.montecarlo.slopes.fit_loglog_slope`) the
+    result says so instead of fitting noise.
     """
-    picked = [r for r in rows if r["estimator"] == estimator]
+    picked = [r for r in rows if r["estimator"] == estimator
+              and (min_m is None or r["m"] >= min_m)]
     if quantity == "bias":
         picked = [r for r in picked if r["resolved"]]
         values = [(r["m"], r["bias_norm"], r["bias_se"]) for r in picked]
@@ -92,8 +96,20 @@ def config_record(config: SimulationConfig) -> dict:
         "group_sizes": list(config.group_sizes), "replications": list(config.replications),
         "block_size": config.block_size, "backend": config.backend,
         "device": config.device if config.backend == "torch" else None, "seed": config.seed,
-        "estimators": [spec._asdict() for spec in config.estimators],
+        "estimators": [_spec_record(spec) for spec in config.estimators],
+        **({"controls": True, "pilot_replications": config.pilot_replications}
+           if config.controls else {}),
     }
+
+
+def _spec_record(spec) -> dict:
+    """An estimator's fields; the prefix-size rule only where it is not the default (so the
+    records of checks that do not use it keep their configuration)."""
+    record = spec._asdict()
+    for key, default in (("sizes", "compatible"), ("shift", 0)):
+        if record[key] == default:
+            del record[key]
+    return record
 
 
 def model_constants(config: SimulationConfig) -> dict:
