@@ -183,9 +183,11 @@ def seed_task(config: StudyConfig, out, seed: int, *, wait: bool = False):
     return _TASKS[key]
 
 
-def pretrain_job(config: StudyConfig, out, seed: int) -> None:
-    """Build (pretrain and cache) the base model of ``seed``."""
+def pretrain_job(config: StudyConfig, out, seed: int) -> dict:
+    """Build (pretrain and cache) the base model of ``seed``; the seconds it took."""
+    started, cpu = time.perf_counter(), time.process_time()
     seed_task(config, out, seed)
+    return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - started}
 
 
 def _checkpoint(out, key) -> str:
@@ -205,7 +207,8 @@ def _run_config(config: StudyConfig, key):
 
 
 def train_job(config: StudyConfig, out, key: str, wait: bool = False) -> dict:
-    """Train run ``key`` (resuming its checkpoint); its record entry."""
+    """Train run ``key`` (resuming its checkpoint); its record entry plus the ``cpu_s`` and
+    ``wall_s`` this process spent on it."""
     from .training import train
 
     started, cpu = time.perf_counter(), time.process_time()
@@ -283,7 +286,8 @@ class StudyCheck(CellCheck):
         atexit.register(self._pool.terminate)  # Ctrl-C: stop the workers with the run
         for seed in self.config.seeds:
             if not os.path.exists(_base_path(self.out, seed)):
-                self._pool.apply_async(pretrain_job, (self.config, self.out, seed))
+                self._pending[base_key(seed)] = self._pool.apply_async(
+                    pretrain_job, (self.config, self.out, seed))
         for key in self.cells:
             if key.startswith("train/") and key not in done:
                 self._pending[key] = self._pool.apply_async(
@@ -291,11 +295,19 @@ class StudyCheck(CellCheck):
 
     def compute(self, key, record):
         if key.startswith("base/"):
+            pretrained = self._pending.pop(key, None)
+            if pretrained is not None:
+                record["timing"].setdefault("workers", {})[key] = pretrained.get()
             result = self._base(int(key.split("=")[1]))
         elif key.startswith("train/"):
             pending = self._pending.pop(key, None)
             result = (pending.get() if pending is not None
                       else train_job(self.config, self.out, key))
+            # the times are not results (a resumed run equals an uninterrupted one); a run
+            # trained in a worker has its times kept next to the runner's per-cell times
+            spent = {name: result.pop(name) for name in ("cpu_s", "wall_s")}
+            if pending is not None:
+                record["timing"].setdefault("workers", {})[key] = spent
         else:
             result = self._evaluate(key, record)
         if key == self.cells[-1] and self._pool is not None:
@@ -336,7 +348,6 @@ class StudyCheck(CellCheck):
 
     def _base(self, seed):
         """The base model's held-out samples, scored by both tasks' rewards."""
-        cpu = time.process_time()
         _, seeded, rewards = seed_task(self.config, self.out, seed,
                                        wait=self._pool is not None)
         risky = rewards["risky"]
@@ -346,15 +357,13 @@ class StudyCheck(CellCheck):
              "risky_share": lambda p, r: risky.parts(p, r)["share"]})
         return {"pretrain": seeded.info, "risky_tokens": risky.risky.nonzero().flatten().tolist(),
                 "control": self._summary(evaluation),
-                "risky": self._summary(evaluation, "risky_rewards"),
-                "cpu_s": time.process_time() - cpu}
+                "risky": self._summary(evaluation, "risky_rewards")}
 
     def _evaluate(self, key, record):
         """KL selection (mean validation score over seeds), then every seed's held-out
         samples of the selected run."""
         import numpy as np
 
-        cpu = time.process_time()
         _, task, scale, rule = key.split("/")
         cells = record["results"]["cells"]
         scores = {kl: [cells[train_key(task, scale, rule, kl, seed)]["best_val_score"]
@@ -376,7 +385,7 @@ class StudyCheck(CellCheck):
                                    "best_step": cells[run]["best_step"],
                                    "best_val_score": cells[run]["best_val_score"]}
         return {"selected_kl": selected, "mean_val_score_by_kl": mean_scores,
-                "seeds": per_seed, "cpu_s": time.process_time() - cpu}
+                "seeds": per_seed}
 
     def evaluations(self, task, scale, rule, record):
         """Per seed, the held-out rewards of the selected run (None if not evaluated)."""

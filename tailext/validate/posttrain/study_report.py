@@ -117,15 +117,18 @@ def _mean_seeds(cell, field, n=None):
 
 
 def _timing(record) -> list[str]:
-    cells = record["results"]["cells"]
-    cpu = sum(c.get("cpu_s", 0.0) for c in cells.values())
-    kinds = {}
-    for key, c in cells.items():
-        kinds[key.split("/")[0]] = kinds.get(key.split("/")[0], 0.0) + c.get("cpu_s", 0.0)
+    """CPU seconds by kind of cell: the runner's per-cell times (main process) plus, for the
+    runs trained in worker processes, the workers' own."""
     timing = record["timing"]
+    workers = timing.get("workers", {})
+    kinds = {}
+    for key, spent in timing.get("cells", {}).items():
+        cpu = spent["cpu_s"] + workers.get(key, {}).get("cpu_s", 0.0)
+        kinds[key.split("/")[0]] = kinds.get(key.split("/")[0], 0.0) + cpu
+    total = sum(kinds.values())
     return [f"CPU seconds of the cells (each measured in the process that computed it, "
-            f"workers included): {cpu:.0f} s — " + ", ".join(
-                f"{k} {v:.0f} s" for k, v in kinds.items())
+            f"{len(workers)} of them in worker processes): {total:.0f} s — "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in kinds.items())
             + f". Wall time of all invocations: {seconds(timing['wall_s'])}; CPU of the main "
               f"process: {seconds(timing['cpu_s'])}."]
 
