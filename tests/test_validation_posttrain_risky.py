@@ -161,7 +161,8 @@ def test_verdict_states_the_answer_with_its_numbers():
     text = verdict(_record(_comparison(0.5, 0.1, 0.9, [1.0, 0.6, -0.1]),
                            _comparison(0.5, 0.1, 0.9, [0.5, 0.5, 0.5])))
     assert "does not appear" in text and "TEA ahead in 2 of 3" in text
-    assert "Control task: TEA is ahead here too" in text
+    assert "Control task: the gain is not absent — TEA is ahead here too" in text
+    assert "risky / control ratio at bo256: 1.0×" in text
 
 
 @pytest.mark.slow
@@ -197,3 +198,17 @@ def test_quick_run_writes_a_verdict_and_monotone_frontiers(tmp_path):
                 assert np.all(np.diff(bo) >= -1e-12), key      # E[max of n] grows with n
                 assert seed["unbiased_best_of_n"]["1"] == pytest.approx(seed["mean_reward"])
                 assert seed["kl_to_base"] > 0 and 0 <= seed["risky_share"] <= 1
+
+
+def test_the_docs_state_the_committed_runs_verdict():
+    # the verdict on the post-training page is the one generated from the committed record
+    from pathlib import Path
+
+    from tailext.validate.records import read_record
+
+    root = Path(__file__).resolve().parents[1]
+    record = read_record(root / "docs/results/posttrain/study/posttrain_risky.json")
+    assert record["completeness"]["complete"] and record["completeness"]["mode"] == "full"
+    text = verdict(record)
+    assert text in (root / "docs/posttrain.md").read_text()
+    assert text in (root / "docs/results/posttrain/study/posttrain_risky.md").read_text()

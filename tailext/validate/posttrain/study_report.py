@@ -51,6 +51,10 @@ def _statement(record, task, scale, rule=RULE):
     return ("ahead" if ahead else "behind" if behind else "unresolved"), text
 
 
+def _gain(record, task, scale, rule=RULE):
+    return record["results"]["comparisons"][f"{task}/{scale}"][rule][_top(record)]["diff"]
+
+
 def _best_rule(record, task, scale):
     cells = record["results"]["cells"]
     n = _top(record)
@@ -98,11 +102,16 @@ def verdict(record) -> str:
         classes = {c for c, _ in control.values()}
         if "ahead" not in classes:
             head = "**Control task: the gain is absent**"
-        elif classes == {"ahead"}:
-            head = "**Control task: TEA is ahead here too**, so the gain is not specific to "\
-                   "the risky regime"
         else:
-            head = "**Control task: TEA is ahead with some advantage scales**"
+            which = ("" if classes == {"ahead"} else " with some advantage scales")
+            head = (f"**Control task: the gain is not absent — TEA is ahead here too"
+                    f"{which}**, so the control does not isolate the risky mechanism")
+            sizes = [(_gain(record, "risky", s), _gain(record, "control", s))
+                     for s in control if s in risky]
+            sizes = [(r, c) for r, c in sizes if c > 0]
+            if sizes:
+                head += (", though the lead is smaller there (risky / control ratio at bo"
+                         f"{n}: " + ", ".join(f"{r / c:.1f}×" for r, c in sizes) + ")")
         parts.append(f"{head} (TEA − GRPO at bo{n}: "
                      + "; ".join(t for _, t in control.values()) + ").")
     parts.append("Pooled paired bootstrap 95% CIs over (seed, prompt) pairs; they hold the "
