@@ -144,7 +144,7 @@ def _record(risky, control):
     cells = {f"eval/{task}/raw/{rule}": {"seeds": {"0": {"unbiased_best_of_n": {"256": v}}}}
              for task, values in (("risky", (3.0, 5.0)), ("control", (3.5, 3.4)))
              for rule, v in zip(("GRPO", "TEA"), values)}
-    return {"configuration": {"scales": ["raw"], "rules": ["GRPO", "TEA"]},
+    return {"configuration": {"scales": ["raw"], "rules": ["GRPO", "TEA"], "gamma": 2.0},
             "results": {"ns": [1, 256], "cells": cells,
                         "comparisons": {"risky/raw": {"TEA": risky},
                                         "control/raw": {"TEA": control}}}}
@@ -163,6 +163,11 @@ def test_verdict_states_the_answer_with_its_numbers():
     assert "does not appear" in text and "TEA ahead in 2 of 3" in text
     assert "Control task: the gain is not absent — TEA is ahead here too" in text
     assert "risky / control ratio at bo256: 1.0×" in text
+    # γ = 0 is named a clean control, not the regime of the simulator's gain
+    record = _record(_comparison(0.5, 0.1, 0.9, [0.5, 0.5, 0.5]),
+                     _comparison(0.5, 0.1, 0.9, [0.5, 0.5, 0.5]))
+    record["configuration"]["gamma"] = 0.0
+    assert "Risky task with γ = 0 (no spread" in verdict(record)
 
 
 @pytest.mark.slow

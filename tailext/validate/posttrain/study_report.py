@@ -83,16 +83,20 @@ def verdict(record) -> str:
         return ("No verdict yet: no (task, scale) has both TEA and GRPO evaluated.")
     if risky:
         classes = {c for c, _ in risky.values()}
+        # γ = 0: the risky tokens only cost mean reward, nothing widens the spread
+        regime = ("with γ = 0 (no spread, the risky tokens only cost ρ: a clean control)"
+                  if config["gamma"] == 0 else
+                  "(the regime where the simulator predicts a gain)")
         if classes == {"ahead"}:
-            head = (f"**Risky task (the regime where the simulator predicts a gain): TEA's "
-                    f"high-n gain appears on the autoregressive policy.**")
+            head = (f"**Risky task {regime}: TEA's high-n gain appears on the "
+                    f"autoregressive policy.**")
         elif "ahead" in classes:
             which = [s for s, (c, _) in risky.items() if c == "ahead"]
-            head = (f"**Risky task: TEA's high-n gain appears only with "
+            head = (f"**Risky task {regime}: TEA's high-n gain appears only with "
                     f"{' and '.join(which)} advantages.**")
         else:
-            head = ("**Risky task (the regime where the simulator predicts a gain): TEA's "
-                    "high-n gain does not appear on the autoregressive policy.**")
+            head = (f"**Risky task {regime}: TEA's high-n gain does not appear on the "
+                    f"autoregressive policy.**")
         best = [f"{s}: {b[0]} {b[1]:.2f}" for s in risky
                 if (b := _best_rule(record, "risky", s))]
         parts.append(f"{head} TEA − GRPO at bo{n}: "
