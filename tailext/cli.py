@@ -24,6 +24,7 @@ VALIDATIONS: dict[str, str] = {
     "binary-rewards": "tailext.validate.theory.binary_rewards",
     "simulator": "tailext.validate.simulator.command",
     "posttrain": "tailext.validate.posttrain.command",
+    "posttrain-risky": "tailext.validate.posttrain.study",
 }
 
 

@@ -23,10 +23,13 @@ CASES = {
     "binary-rewards": (["--quick", "--batches", "50", "--groups", "20"], 2, 1),
     "simulator": (["--quick", "--steps", "5"], 3, 2),
     "posttrain": (["--quick", "--steps", "4", "--rules", "GRPO", "TEA"], 1, 1),
+    "posttrain-risky": (["--quick", "--steps", "2", "--rules", "GRPO", "TEA", "--scales",
+                         "raw", "--tasks", "risky"], 2, 2),
 }
 RECORD = {"appendix-e": "appendix_e.json", "rates": "rates.json", "lemmas": "lemmas.json",
           "binary-rewards": "binary_rewards.json",
-          "simulator": "simulator.json", "posttrain": "posttrain.json"}
+          "simulator": "simulator.json", "posttrain": "posttrain.json",
+          "posttrain-risky": "posttrain_risky.json"}
 
 
 def _run(check, out, args, *, interrupt_after=None, monkeypatch=None, capsys=None):
@@ -51,7 +54,7 @@ def _record(out, check):
 
 @pytest.mark.parametrize("check", list(CASES))
 def test_resumed_run_equals_uninterrupted_run(check, tmp_path, monkeypatch, capsys):
-    if check == "posttrain":
+    if check.startswith("posttrain"):
         pytest.importorskip("torch")
     args, first, second = CASES[check]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"

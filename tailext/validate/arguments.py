@@ -158,7 +158,8 @@ def add_device(parser, default: str, what: str):
 
 
 #: Flags that choose how or where a check runs, not what it computes.
-EXECUTION_FLAGS = {"out", "quick", "progress", "threads", "backend", "device", "seed"}
+EXECUTION_FLAGS = {"out", "quick", "progress", "threads", "backend", "device", "seed",
+                   "workers"}
 
 
 def overrides(args) -> dict:

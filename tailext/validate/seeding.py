@@ -31,7 +31,9 @@ stream             key                                           draws
 
 Post-training (:class:`PosttrainStream`): one key ``(stream,)`` per component (prompts,
 teacher, corpus, reward model, initial policy, pretraining, evaluation, training, validation,
-bootstrap, the TRL run's pieces); torch generators get :func:`torch_seed` of that key. Every
+bootstrap, the TRL run's pieces, the risky task's token set and hash); torch generators get
+:func:`torch_seed` of that key. A rule that draws random numbers (Prefix-TEA's prefix order)
+gets the numpy stream ``(RULE, step)`` of the run's training seed at each step. Every
 rule trains and is validated on the same two streams, ``(TRAINING,)`` and
 ``(VALIDATION,)``, and evaluated on ``(EVALUATION,)``: common random numbers, so the paired
 comparisons between rules carry less sampling noise.
@@ -81,6 +83,8 @@ class PosttrainStream(enum.IntEnum):
     TRL_INIT = 12
     TRL_PRETRAIN = 13
     TRL_TRAINING = 14
+    RULE = 15
+    RISKY = 16
 
 
 def _key(key) -> tuple[int, ...]:

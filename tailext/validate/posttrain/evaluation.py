@@ -81,21 +81,33 @@ def build_task(config: PosttrainConfig, out: str, progress) -> Task:
 
 
 def evaluate_policy(policy, reference, reward_model, prompts, *, samples: int, max_len: int,
-                    seed: int, progress=None) -> dict:
+                    seed: int, progress=None, statistics=None,
+                    kl_samples: int | None = None) -> dict:
     """``samples`` responses per prompt: rewards, lengths and KL to ``reference``, ``[P, M]``.
 
     The sampler is seeded identically for every policy (common random numbers), so the
-    paired comparisons across rules carry less sampling noise.
+    paired comparisons across rules carry less sampling noise. ``statistics`` maps further
+    names to functions ``(prompts, responses) -> [bs]`` evaluated on the same responses
+    (another task's reward, the risky share). ``kl_samples``: the KL to ``reference`` is
+    computed on the first ``kl_samples`` responses of each prompt only (``[P, kl_samples]``;
+    default all) — its two teacher-forced forward passes cost about twice the sampling.
     """
+    statistics = statistics or {}
     sampler = torch.Generator(device=prompts.device).manual_seed(seed)
-    out = {"rewards": [], "lengths": [], "kl": []}
+    out = {"rewards": [], "lengths": [], "kl": [], **{name: [] for name in statistics}}
     for p in prompts.split(max(1, 4096 // samples)):
         repeated = p.repeat_interleave(samples, dim=0)
         rollouts = sample_responses(policy, repeated, max_len=max_len, generator=sampler)
         shape = (p.shape[0], samples)
         out["rewards"].append(reward_model(repeated, rollouts.responses).view(shape))
         out["lengths"].append(rollouts.lengths.view(shape))
-        out["kl"].append(sequence_kl(policy, reference, repeated, rollouts.responses).view(shape))
+        kl_shape = (p.shape[0], samples if kl_samples is None else min(kl_samples, samples))
+        kl_rows = torch.arange(p.shape[0] * samples, device=p.device).view(shape)
+        kl_rows = kl_rows[:, :kl_shape[1]].reshape(-1)
+        out["kl"].append(sequence_kl(policy, reference, repeated[kl_rows],
+                                     rollouts.responses[kl_rows]).view(kl_shape))
+        for name, function in statistics.items():
+            out[name].append(function(repeated, rollouts.responses).view(shape))
         if progress is not None:
             progress.update(p.shape[0])
     return {k: torch.cat(v).double().cpu().numpy() for k, v in out.items()}

@@ -26,6 +26,8 @@ import torch
 from tailext.torch import grouped_policy_loss
 
 from ..rules import torch_advantages
+from ..seeding import PosttrainStream
+from ..seeding import generator as generator_of
 from .config import TrainConfig
 from .model import Policy, RewardModel, response_logprobs, sample_responses
 
@@ -144,7 +146,12 @@ def train(config: TrainConfig, initial: Policy, reward_model: RewardModel,
         rollouts = sample_responses(policy, prompts, max_len=config.max_len,
                                     generator=generator)
         rewards = reward_model(prompts, rollouts.responses).view(B, m)
-        adv = torch_advantages(rewards, config.rule, **config.rule_options).reshape(-1)
+        # a rule that draws (Prefix-TEA's random prefix order) gets a generator of its own
+        # per step, from the run's seed: a resumed run draws what an uninterrupted one does
+        adv = torch_advantages(rewards, config.rule,
+                               **{"seed": generator_of(config.seed, PosttrainStream.RULE,
+                                                       step),
+                                  **config.rule_options}).reshape(-1)
         if config.normalize_advantages:
             adv = unit_rms(adv)
         logprobs = response_logprobs(policy, prompts, rollouts.responses)
