@@ -20,8 +20,8 @@ from pathlib import Path
 __all__ = ["UsageError", "positive_int", "non_negative_int", "seed", "positive_float",
            "non_negative_float", "open_fraction", "device", "output_directory",
            "add_out", "add_quick", "add_seed", "add_progress", "add_threads", "add_device",
-           "missing_requirements", "Requirement", "overrides", "cuda_problem", "MATPLOTLIB",
-           "TQDM", "TORCH"]
+           "missing_requirements", "Requirement", "overrides", "cuda_problem",
+           "use_torch_device", "MATPLOTLIB", "TQDM", "TORCH"]
 
 
 class UsageError(Exception):
@@ -219,3 +219,15 @@ def cuda_problem(name: str) -> str | None:
         return (f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) "
                 f"are visible")
     return None
+
+
+def use_torch_device(device: str, threads: int) -> None:
+    """Check ``--device`` (UsageError when it cannot be used) and, on the CPU, give torch
+    ``threads`` threads: the start of every check that trains with torch."""
+    problem = cuda_problem(device)
+    if problem:
+        raise UsageError(problem + ".")
+    import torch
+
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(threads)

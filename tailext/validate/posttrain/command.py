@@ -31,8 +31,8 @@ import os
 from pathlib import Path
 
 from ..arguments import (MATPLOTLIB, TORCH, TQDM, Requirement, UsageError, add_device,
-                         add_out, add_progress, add_quick, add_seed, add_threads, cuda_problem,
-                         non_negative_float, positive_float, positive_int)
+                         add_out, add_progress, add_quick, add_seed, add_threads,
+                         non_negative_float, positive_float, positive_int, use_torch_device)
 from ..runner import CellCheck
 from .config import QUICK, QUICK_TRAINING, REFERENCE_RULE, RULE_OPTIONS, RULES, PosttrainConfig
 
@@ -241,13 +241,7 @@ def run(args) -> int:
     from ..runner import run_check
 
     config = config_from_args(args)
-    problem = cuda_problem(args.device)
-    if problem:
-        raise UsageError(problem + ".")
-    import torch
-
-    if torch.device(args.device).type == "cpu":
-        torch.set_num_threads(args.threads)
+    use_torch_device(args.device, args.threads)
     check = PosttrainCheck(config, mode="quick" if args.quick else "full", out=args.out,
                            progress=args.progress)
     return run_check(check, Path(args.out), overrides=overrides(args))

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from ..arguments import (MATPLOTLIB, TORCH, TQDM, UsageError, add_device, add_out,
-                         add_progress, add_quick, add_threads, cuda_problem,
+                         add_progress, add_quick, add_threads, use_torch_device,
                          non_negative_float, non_negative_int, positive_int)
 from ..runner import CellCheck
 from .study_config import (QUICK, QUICK_TRAINING, REFERENCE_RULE, RULE_OPTIONS, RULES, SCALES,
@@ -427,13 +427,7 @@ def run(args) -> int:
     from ..runner import run_check
 
     config = config_from_args(args)
-    problem = cuda_problem(args.device)
-    if problem:
-        raise UsageError(problem + ".")
-    import torch
-
-    if torch.device(args.device).type == "cpu":
-        torch.set_num_threads(args.threads)
+    use_torch_device(args.device, args.threads)
     check = StudyCheck(config, mode="quick" if args.quick else "full", out=args.out,
                        progress=args.progress, workers=args.workers, threads=args.threads)
     return run_check(check, Path(args.out), overrides=overrides(args))
