@@ -54,7 +54,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._kernels import (FASTMATH, _DOUBLE_MAX, chunk_bounds, chunk_count, prefix_row,
-                       select_top)
+                       sd_about, select_top)
 from ._parallel import batched_kernel
 
 #: Bounds of ``Σd²`` for the fast path (see the module docstring).
@@ -200,6 +200,29 @@ def all_equal_above(row, m, h):
 
 
 @njit(cache=True, inline="always")
+def framed_two_level(cand, n, k, h, n_gt):
+    """The tied-tail flag on the frame's values ``x − max x`` (how the general path and the
+    reference see the row): a top ``k`` of at most two levels, one of them repeated. The
+    raw values' flag can miss it when a value lies within rounding of ``ĥ`` or of the
+    maximum relative to their distance (``[3e-256, 1, 0, …]``: ``3e-256 − 1 == 0 − 1``)."""
+    top = h
+    for i in range(n):
+        top = cand[i] if cand[i] > top else top
+    low = h - top
+    inside = 0
+    n_low = k - n_gt
+    n_high = 0
+    for i in range(n):
+        v = cand[i]
+        if v > h:
+            x = v - top
+            inside += (x > low) & (x < 0.0)
+            n_low += x == low
+            n_high += x == 0.0
+    return inside == 0 and (n_low >= 2 or n_high >= 2)
+
+
+@njit(cache=True, inline="always")
 def tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs, floor_rel, inv_beta,
                  kappa_n, raw, cand, buf, result):
     """TEA (``raw``: ψ) of one row in its own units → ``(done, tied)``; ``done`` is False
@@ -264,14 +287,7 @@ def tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs, floor_rel, inv_
     s = math.sqrt(max(variance_top, 0.0))
     if floor_rel > 0.0:
         if not shift * shift <= 3.0 * variance:  # the origin was far from the mean
-            first = 0.0
-            second = 0.0
-            for i in range(m):
-                d = row[i] - h
-                first += d
-                second += d * d
-            mean = first / m
-            sd = math.sqrt(max(second / m - mean * mean, 0.0))
+            sd = sd_about(row, m, h)
         s = max(s, floor_abs + floor_rel * sd)
     else:
         s = max(s, floor_abs)
@@ -281,6 +297,8 @@ def tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs, floor_rel, inv_
         tied = all_equal_above(cand, n, h) and (k - n_gt >= 2 or n_gt >= 2)
     else:
         tied = False
+    if not tied:  # equal here, distinct in raw units: values within rounding of ĥ or the max
+        tied = framed_two_level(cand, n, k, h, n_gt)
     if not s > 0.0:
         result[:m] = 0.0
         return True, tied
