@@ -169,28 +169,19 @@ def fit_features(top, k, h, n, h_star, tail_fraction, density, out):
         zp *= z
         out[f] += zp
         f += 1
-    for r in range(_FIRST[0]):
-        zp = 1.0
-        for a in range(_FIRST[1]):
-            out[f] += zp * first[r]
-            zp *= z
-            f += 1
-    for r in range(_SECOND[0]):
-        zp = 1.0
-        for a in range(_SECOND[1]):
-            out[f] += zp * second[r]
-            zp *= z
-            f += 1
-    f = _add_with_powers(third, big_k * root, z, out, f)
-    _add_with_powers(fourth, float(big_k * big_k), z, out, f)
+    f = _add_with_powers(first, _FIRST[0], _FIRST[1], 1.0, z, out, f)
+    f = _add_with_powers(second, _SECOND[0], _SECOND[1], 1.0, z, out, f)
+    f = _add_with_powers(third, third.shape[0], _HIGHER, big_k * root, z, out, f)
+    _add_with_powers(fourth, fourth.shape[0], _HIGHER, float(big_k * big_k), z, out, f)
 
 
 @njit(cache=True)
-def _add_with_powers(values, norm, z, out, f):
-    """``out[f..] += z^a values[r] / norm`` for each ``r`` and ``a < _HIGHER``; the next ``f``."""
-    for r in range(values.shape[0]):
+def _add_with_powers(values, rows, powers, norm, z, out, f):
+    """``out[f..] += z^a values[r] / norm`` for ``r < rows`` and ``a < powers``; the next
+    ``f``."""
+    for r in range(rows):
         zp = 1.0
-        for a in range(_HIGHER):
+        for a in range(powers):
             out[f] += zp * values[r] / norm
             zp *= z
             f += 1
