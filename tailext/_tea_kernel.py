@@ -14,36 +14,38 @@ to the row's spread at any offset. Every other row (non-finite, constant, extrem
 magnitudes, or an output beyond float64) takes the general path, framed by its range
 (:func:`tailext._kernels.prefix_row`, its top values found by quickselect).
 
-Fast path, per row (``k = ⌈βm⌉``):
+Fast path, per row (``k = ⌈βm⌉``), every pass over the whole row and vectorized:
 
-1. one pass: ``Σd``, ``Σd²`` → the row's mean and population sd (the relative floor's sd,
-   kept when the origin is within √3 sd of the mean, so the one-pass variance loses at
-   most 2 bits; otherwise recomputed about ``ĥ``, where Cantelli bounds the loss);
-2. the candidates: the rewards at or above the normal-model position of rank ``k + 6``
-   (one branch-free compaction pass, which also makes the first counting pass; the whole
-   row if fewer than ``k``): they hold the ``k`` largest;
-3. ``ĥ``, the ``k``-th largest, exactly, by counting passes over the candidates
-   (:func:`kth_largest`);
-4. one pass over the candidates: ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²``, ``#{r > ĥ}``.
-   The ``k`` largest rewards are those above ``ĥ`` and copies of ``ĥ``, so ``μ̂_t − ĥ =
-   D₁/k`` and ``ŝ² = D₂/k − (D₁/k)²``, kept when ``(μ̂_t − ĥ)² <= 3 ŝ²`` (at most 2 bits
-   lost; otherwise a second pass about ``μ̂_t``);
-5. TEA: ``Σ ψ₊`` over the candidates (ψ₊ vanishes at and below ``ĥ``), then one pass over
-   the row writing ``ψ₊ − mean`` (ψ: one pass writing it).
+1. ``Σd``, ``Σd²`` → the row's mean and population sd (the relative floor's sd, kept when
+   the origin is within √3 sd of the mean, so the one-pass variance loses at most 2 bits;
+   otherwise recomputed about ``ĥ``, where Cantelli bounds the loss);
+2. the rewards' order keys (their bit patterns as integers, the negative ones' low bits
+   flipped: :func:`order_key`), with the counts at two thresholds from the normal model
+   (ranks ``k ± 2.5``) and the largest key;
+3. ``ĥ``, the ``k``-th largest, exactly, by counting passes over the keys and one pass for
+   the largest or smallest key of the final bracket (:func:`kth_largest`);
+4. ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²``, ``#{r > ĥ}``. The ``k`` largest rewards are
+   those above ``ĥ`` and copies of ``ĥ``, so ``μ̂_t − ĥ = D₁/k`` and ``ŝ² = D₂/k −
+   (D₁/k)²``, kept when ``(μ̂_t − ĥ)² <= 3 ŝ²`` (at most 2 bits lost; otherwise a second
+   pass about ``μ̂_t``);
+5. TEA: one pass writing ψ₊ and summing it, one subtracting the mean (ψ: one pass).
+
+The keys exist because numba's float maximum and minimum keep NaN semantics and do not
+vectorize: a masked maximum of 64 rewards took 100 ns as floats and 6.5 ns as keys.
 
 The tied-tail flag (:func:`tailext._kernels.tail_moments`) needs a pass of its own only when
 the values above ``ĥ`` may all be equal (``n D₂ − D₁² <= 1e-9 D₁²``; Cauchy–Schwarz is
-strict otherwise, far beyond the sums' rounding of ~m·2^-52).
+strict otherwise, far beyond the sums' rounding of ~m·2^-52) or may be two levels in the
+general path's frame (:func:`strictly_between` cannot exclude it).
 
-Measured on ``[4096, 64]`` normal rewards, one thread, on a loaded 2-core machine (CPU
-time per row): the moments pass and the output pass together cost what the fused one-pass
-GRPO-Z costs (150 ns against 140 ns), the compaction 70 ns, the counting selection 230 ns
-(3.6 counting passes per row on average; 2.9 once a bracket of two values is settled
-directly; each pass ~10 ns, the rest is the branches and divisions that steer them: a
-branch-free fixed schedule of four passes, a pairwise-rank finish for brackets of up to 8
-values and a sorting network over 4 rows at once (270 ns per row) all measured slower),
-the tail sums 25 ns. Against numpy's partition and the framed kernel: 2.7 ms against
-4.0 ms per call.
+Measured on ``[4096, 64]`` normal rewards, one thread, idle 2-core machine (CPU time per
+row, each step's increment over the ones before it): moments 14 ns, keys and first counts
+35 ns, selection 41–55 ns (the first counts leave about five values in the bracket; one
+or two more passes settle most rows), tail sums 23 ns, tie flags 1 ns, ψ and output
+≈ 40 ns; the fused one-pass GRPO-Z of benchmarks/bench_advantages.py takes 70–85 ns. The
+previous design (a compaction of the candidates above rank ``k + 6``, then counting over
+them) took 98 ns for the compaction and 111 ns for the selection: 1.37 ms against
+0.86 ms per call now.
 """
 
 from __future__ import annotations
@@ -59,111 +61,147 @@ from ._parallel import batched_kernel
 
 #: Bounds of ``Σd²`` for the fast path (see the module docstring).
 _SQUARES_LOW, _SQUARES_HIGH = 2.0 ** -600, 2.0 ** 600
-#: Counting passes before :func:`kth_largest` treats the bracket as tied values.
+#: Counting passes before :func:`kth_largest` selects the bracket's values by quickselect.
 _MAX_PASSES = 8
+#: The order keys' ends: every finite reward's key lies in ``[_KEY_LOW, _KEY_HIGH)``.
+_KEY_LOW, _KEY_HIGH = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
 
 @njit(cache=True, inline="always")
-def count_two(row, m, ta, tb):
-    """``(#{r >= ta}, #{r >= tb})`` over ``row[:m]`` (one vectorized pass)."""
+def order_key(bits):
+    """The order key of a float64 given as its int64 bit pattern: ``bits`` for a positive
+    value, its 63 low bits flipped for a negative one, so that keys compare as the values
+    do (``-0.0`` just below ``+0.0``; an involution: the key of a key is the bit pattern).
+    Integer comparisons, maxima and minima of keys vectorize where the float ones do not
+    (numba's float maximum keeps NaN semantics: a masked maximum of 64 rewards took 100 ns
+    as floats, 6.5 ns as keys)."""
+    return bits ^ ((bits >> 63) & 0x7FFFFFFFFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def key_of(value, cell, cell_bits):
+    """The order key of the float ``value`` (``cell``: float64 scratch of length 1,
+    ``cell_bits`` its int64 view)."""
+    cell[0] = value
+    return order_key(cell_bits[0])
+
+
+@njit(cache=True, inline="always")
+def value_of(key, cell, cell_bits):
+    """The float whose order key is ``key`` (see :func:`key_of`)."""
+    cell_bits[0] = order_key(key)
+    return cell[0]
+
+
+@njit(cache=True, inline="always")
+def order_keys(bits, m, keys, ka, kb):
+    """``keys[:m]`` ← the order keys of ``bits[:m]`` → ``(#{key >= ka}, #{key >= kb},
+    largest key)`` (one vectorized pass)."""
+    ca = 0
+    cb = 0
+    top = _KEY_LOW
+    for i in range(m):
+        x = order_key(bits[i])
+        keys[i] = x
+        ca += x >= ka
+        cb += x >= kb
+        top = max(top, x)
+    return ca, cb, top
+
+
+@njit(cache=True, inline="always")
+def count_two(keys, m, ka, kb):
+    """``(#{key >= ka}, #{key >= kb})`` over ``keys[:m]`` (one vectorized pass)."""
     ca = 0
     cb = 0
     for i in range(m):
-        v = row[i]
-        ca += v >= ta
-        cb += v >= tb
+        x = keys[i]
+        ca += x >= ka
+        cb += x >= kb
     return ca, cb
 
 
 @njit(cache=True, inline="always")
-def count_above(row, m, t):
-    """``#{r > t}`` over ``row[:m]``."""
+def count_above(keys, m, key):
+    """``#{keys > key}`` over ``keys[:m]``."""
     c = 0
     for i in range(m):
-        c += row[i] > t
+        c += keys[i] > key
     return c
 
 
 @njit(cache=True, inline="always")
-def sum_within(row, m, lo, hi):
-    """``Σ r`` over ``lo <= r < hi``: exact when one value lies there (the rest add 0)."""
-    total = 0.0
+def largest_below(keys, m, hi):
+    """The largest key ``< hi`` of ``keys[:m]`` (``_KEY_LOW`` if none)."""
+    best = _KEY_LOW
     for i in range(m):
-        v = row[i]
-        total += v if (v >= lo) & (v < hi) else 0.0
-    return total
-
-
-@njit(cache=True, inline="always")
-def min_from(row, m, lo):
-    """The smallest ``r >= lo`` of ``row[:m]`` (``inf`` if none)."""
-    best = np.inf
-    for i in range(m):
-        v = row[i]
-        best = v if (v >= lo) & (v < best) else best  # a select: no branch to mispredict
+        x = keys[i]
+        best = max(best, x if x < hi else _KEY_LOW)
     return best
 
 
 @njit(cache=True, inline="always")
-def extreme_within(row, m, lo, hi, largest):
-    """The largest (``largest``) or the smallest value ``lo <= r < hi`` of ``row[:m]``
-    (by selects: no branch to mispredict); a bracket of two values is settled by it, one
-    counting pass sooner (2.9 passes per row instead of 3.6 on normal rewards)."""
-    best = -np.inf if largest else np.inf
+def smallest_from(keys, m, lo):
+    """The smallest key ``>= lo`` of ``keys[:m]`` (``_KEY_HIGH`` if none)."""
+    best = _KEY_HIGH
     for i in range(m):
-        v = row[i]
-        inside = (v >= lo) & (v < hi)
-        better = v > best if largest else v < best
-        best = v if inside & better else best
+        x = keys[i]
+        best = min(best, x if x >= lo else _KEY_HIGH)
     return best
 
 
 @njit(cache=True, inline="always")
-def kth_largest(row, m, k, ta, tb, ca, cb, low, high, buf):
-    """The ``k``-th largest value of ``row[:m]`` (finite values), exactly.
+def kth_largest(keys, m, k, ta, tb, ca, cb, low, high, cell, cell_bits, buf):
+    """The order key of the ``k``-th largest value of ``keys[:m]`` (keys of finite values),
+    exactly.
 
-    Keeps a bracket: ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}`` (initially ``-inf``
-    and ``+inf``: counts ``m`` and 0), so the ``k``-th largest lies in ``[t_lo, t_hi)``.
-    Each pass counts at two thresholds (first ``ta``, ``tb`` from the row's moments, then
-    ±0.35 of a mean spacing around where the ``k``-th largest would be if the bracket's
-    values were evenly spaced; ``low``, ``high`` stand in for an infinite end); once a single
-    value is left in the bracket it is the answer, summed out of the row exactly
-    (:func:`sum_within`), and of two values the one its rank names (:func:`extreme_within`).
-    When a pass does not shrink the bracket, the next one bisects it;
-    after two such passes it holds tied values: its smallest value ``a`` is the answer if
-    fewer than ``k`` values exceed it, else the bracket starts above ``a``. After
+    Keeps a bracket of keys: ``c_lo = #{key >= K_lo} >= k > c_hi = #{key >= K_hi}``
+    (initially all keys: counts ``m`` and 0), so the answer is the ``j``-th largest of the
+    ``w = c_lo − c_hi`` keys in ``[K_lo, K_hi)``, ``j = k − c_hi``. Each pass counts at two
+    thresholds (first the floats ``ta``, ``tb`` from the row's moments with their counts
+    ``ca``, ``cb``; then ±0.35 of a mean spacing around where the answer would be if the
+    bracket's values were evenly spaced, in float units, ``low``, ``high`` standing in for
+    an infinite end). The bracket is settled by one more pass once the answer is its
+    largest key (``j = 1``: :func:`largest_below` ``K_hi``) or its smallest (``j = w``:
+    :func:`smallest_from` ``K_lo``). When a pass does not shrink the bracket, the next one
+    bisects it; after two such passes it holds tied values: its smallest key ``a`` is the
+    answer if fewer than ``k`` keys exceed it, else the bracket starts above ``a``. After
     ``_MAX_PASSES`` passes the bracket's values are selected by quickselect (``buf``: scratch
-    of length ``m``). Only counts decide; the thresholds merely steer.
+    of length ``m``). Only counts decide; the thresholds merely steer. ``cell``,
+    ``cell_bits``: see :func:`key_of`.
     """
-    t_lo, c_lo = -np.inf, m
-    t_hi, c_hi = np.inf, 0
+    t_lo, k_lo, c_lo = -np.inf, _KEY_LOW, m
+    t_hi, k_hi, c_hi = np.inf, _KEY_HIGH, 0
     inside = m
     stalled = 0
+    ka = key_of(ta, cell, cell_bits)
+    kb = key_of(tb, cell, cell_bits)
     for _ in range(_MAX_PASSES):
         if ca < 0:  # the first counts may come with the thresholds
-            ca, cb = count_two(row, m, ta, tb)
+            ca, cb = count_two(keys, m, ka, kb)
         if ca >= k:
-            if ta > t_lo:
-                t_lo, c_lo = ta, ca
-        elif ta < t_hi:
-            t_hi, c_hi = ta, ca
+            if ka > k_lo:
+                t_lo, k_lo, c_lo = ta, ka, ca
+        elif ka < k_hi:
+            t_hi, k_hi, c_hi = ta, ka, ca
         if cb >= k:
-            if tb > t_lo:
-                t_lo, c_lo = tb, cb
-        elif tb < t_hi:
-            t_hi, c_hi = tb, cb
-        if c_lo - c_hi == 1:
-            return sum_within(row, m, t_lo, t_hi)
-        if c_lo - c_hi == 2:  # the larger of the two if the k-th largest is the top one
-            return extreme_within(row, m, t_lo, t_hi, k - c_hi == 1)
+            if kb > k_lo:
+                t_lo, k_lo, c_lo = tb, kb, cb
+        elif kb < k_hi:
+            t_hi, k_hi, c_hi = tb, kb, cb
+        if k - c_hi == 1:  # the answer is the bracket's largest key
+            return largest_below(keys, m, k_hi)
+        if k - c_hi == c_lo - c_hi:  # ... its smallest
+            return smallest_from(keys, m, k_lo)
         stalled = stalled + 1 if c_lo - c_hi >= inside else 0
         if stalled == 2:  # twice no progress: the bracket holds tied values
             stalled = 0
-            a = min_from(row, m, t_lo)
-            above = count_above(row, m, a)
+            a = smallest_from(keys, m, k_lo)
+            above = count_above(keys, m, a)
             if above < k:
                 return a
-            t_lo, c_lo = np.nextafter(a, np.inf), above
+            k_lo, c_lo = a + 1, above
+            t_lo = value_of(a, cell, cell_bits)
         inside = c_lo - c_hi
         ca = -1
         a = t_lo if t_lo > -np.inf else low
@@ -179,14 +217,16 @@ def kth_largest(row, m, k, ta, tb, ca, cb, low, high, buf):
             tb = where + 0.35 * step
             ta = ta if ta > a else a  # selects: numba's min and max branch on NaN
             tb = tb if tb < b else b
+        ka = key_of(ta, cell, cell_bits)
+        kb = key_of(tb, cell, cell_bits)
     n = 0
     for i in range(m):  # the bracket's values, then the (k − c_hi)-th largest of them
-        v = row[i]
-        if v >= t_lo and v < t_hi:
-            buf[n] = v
+        x = keys[i]
+        if x >= k_lo and x < k_hi:
+            buf[n] = value_of(x, cell, cell_bits)
             n += 1
     select_top(buf, n, k - c_hi)
-    return buf[n - (k - c_hi)]
+    return key_of(buf[n - (k - c_hi)], cell, cell_bits)
 
 
 @njit(cache=True, inline="always")
@@ -196,38 +236,55 @@ def all_equal_above(row, m, h):
     for i in range(m):
         v = row[i]
         a = v if (v > h) & (v < a) else a
-    return count_above(row, m, a) == 0
+    c = 0
+    for i in range(m):
+        c += row[i] > a
+    return c == 0
 
 
 @njit(cache=True, inline="always")
-def framed_two_level(cand, n, k, h, n_gt):
+def framed_two_level(row, m, k, h, n_gt, top):
     """The tied-tail flag on the frame's values ``x − max x`` (how the general path and the
-    reference see the row): a top ``k`` of at most two levels, one of them repeated. The
-    raw values' flag can miss it when a value lies within rounding of ``ĥ`` or of the
-    maximum relative to their distance (``[3e-256, 1, 0, …]``: ``3e-256 − 1 == 0 − 1``)."""
-    top = h
-    for i in range(n):
-        top = cand[i] if cand[i] > top else top
+    reference see the row; ``top`` is the row's maximum): a top ``k`` of at most two
+    levels, one of them repeated. The raw values' flag can miss it when a value lies within
+    rounding of ``ĥ`` or of the maximum relative to their distance (``[3e-256, 1, 0, …]``:
+    ``3e-256 − 1 == 0 − 1``)."""
     low = h - top
     inside = 0
     n_low = k - n_gt
     n_high = 0
-    for i in range(n):
-        v = cand[i]
-        if v > h:
-            x = v - top
-            inside += (x > low) & (x < 0.0)
-            n_low += x == low
-            n_high += x == 0.0
+    for i in range(m):
+        v = row[i]
+        x = v - top
+        above = v > h
+        inside += above & (x > low) & (x < 0.0)
+        n_low += above & (x == low)
+        n_high += above & (x == 0.0)
     return inside == 0 and (n_low >= 2 or n_high >= 2)
 
 
 @njit(cache=True, inline="always")
-def tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs, floor_rel, inv_beta,
-                 kappa_n, raw, cand, buf, result):
+def strictly_between(d1, d2, n_gt, spread, m):
+    """Whether some ``r > ĥ`` lies strictly between ``ĥ`` and the maximum by more than
+    ``2^-30`` of ``R = max − ĥ`` (then the frame cannot merge the values above ``ĥ`` into
+    two levels), from ``D₁ = Σ (r − ĥ)₊`` and ``D₂ = Σ (r − ĥ)₊²``.
+
+    ``R D₁ − D₂ = Σ_{r > ĥ} (r − ĥ)(R − (r − ĥ))``, a sum of terms ``>= 0``; if every value
+    above ``ĥ`` were within ``εR`` of ``ĥ`` or of the maximum, each term would be at most
+    ``εR (r − ĥ)`` or ``εR²``, the sum at most ``(1 + n) ε R D₁`` (``D₁ >= R``). The
+    test's margin adds the sums' rounding, ``m 2^-48 R D₁``.
+    """
+    margin = (1.0 + n_gt) * 2.0 ** -30 + m * 2.0 ** -48
+    return spread * d1 - d2 > margin * spread * d1
+
+
+@njit(cache=True, inline="always")
+def tea_fast_row(row, bits, m, k, za, zb, spread_bound, floor_abs, floor_rel, inv_beta,
+                 kappa_n, raw, keys, cell, cell_bits, buf, result):
     """TEA (``raw``: ψ) of one row in its own units → ``(done, tied)``; ``done`` is False
-    where the row needs the general path (see the module docstring); ``cand`` and ``buf``:
-    scratch of length ``m``."""
+    where the row needs the general path (see the module docstring). ``bits``: the row's
+    int64 view; ``keys``, ``buf``: scratch of length ``m``; ``cell``, ``cell_bits``: see
+    :func:`key_of`."""
     origin = row[0]
     if m >= 4:
         origin = 0.25 * ((row[0] + row[1]) + (row[2] + row[3]))
@@ -245,32 +302,18 @@ def tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs, floor_rel, inv_
         return False, False
     sd = math.sqrt(variance)
     centre = origin + shift
-    # The candidates: every reward at or above a threshold a few ranks below the expected
-    # k-th largest (branch-free compaction); the k largest are among them if they are at
-    # least k, else the whole row is.
-    cut = centre + zc * sd
-    ta = centre + za * sd  # above ``cut``: the row's counts are the candidates' counts
+    ta = centre + za * sd
     tb = centre + zb * sd
-    n = 0
-    ca = 0
-    cb = 0
-    for i in range(m):  # the loop is scalar anyway: the first counting pass comes along
-        v = row[i]
-        cand[n] = v
-        n += v >= cut
-        ca += v >= ta
-        cb += v >= tb
-    if n < k:
-        for i in range(m):
-            cand[i] = row[i]
-        n = m
-    h = kth_largest(cand, n, k, ta, tb, ca, cb, centre - spread_bound * sd,
-                    centre + spread_bound * sd, buf)
+    ca, cb, top_key = order_keys(bits, m, keys, key_of(ta, cell, cell_bits),
+                                 key_of(tb, cell, cell_bits))
+    h = value_of(kth_largest(keys, m, k, ta, tb, ca, cb, centre - spread_bound * sd,
+                             centre + spread_bound * sd, cell, cell_bits, buf),
+                 cell, cell_bits)
     d1 = 0.0
     d2 = 0.0
     n_gt = 0
-    for i in range(n):  # every reward above ĥ is a candidate
-        d = cand[i] - h
+    for i in range(m):
+        d = row[i] - h
         e = d if d > 0.0 else 0.0
         d1 += e
         d2 += e * e
@@ -279,8 +322,8 @@ def tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs, floor_rel, inv_
     variance_top = d2 / k - delta * delta
     if not delta * delta <= 3.0 * variance_top:  # the one-pass variance may have lost bits
         squares = 0.0
-        for i in range(n):
-            d = cand[i] - h
+        for i in range(m):
+            d = row[i] - h
             e = d - delta if d > 0.0 else 0.0
             squares += e * e
         variance_top = (squares + (k - n_gt) * delta * delta) / k
@@ -294,11 +337,13 @@ def tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs, floor_rel, inv_
     if n_gt == 0:
         tied = True  # the k largest are all ĥ (k >= 2)
     elif n_gt == 1 or n_gt * d2 - d1 * d1 <= 1e-9 * d1 * d1:
-        tied = all_equal_above(cand, n, h) and (k - n_gt >= 2 or n_gt >= 2)
+        tied = all_equal_above(row, m, h) and (k - n_gt >= 2 or n_gt >= 2)
     else:
         tied = False
-    if not tied:  # equal here, distinct in raw units: values within rounding of ĥ or the max
-        tied = framed_two_level(cand, n, k, h, n_gt)
+    if not tied:  # equal in the frame, distinct in raw units: values within rounding of ĥ
+        top = value_of(top_key, cell, cell_bits)  # or of the maximum
+        if not strictly_between(d1, d2, n_gt, top - h, m):
+            tied = framed_two_level(row, m, k, h, n_gt, top)
     if not s > 0.0:
         result[:m] = 0.0
         return True, tied
@@ -314,33 +359,33 @@ def tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs, floor_rel, inv_
             finite &= abs(term) <= _DOUBLE_MAX
         return finite, tied
     total = 0.0
-    for i in range(n):  # ψ₊ > 0 only above ĥ: the candidates hold all those rewards
-        d = cand[i] - h
-        e = d if d > 0.0 else 0.0
-        term = inv_beta * e * (1.0 + curvature * (e - edge))
-        total += term if term > 0.0 else 0.0
-    mean = total / m
     for i in range(m):
         d = row[i] - h
         e = d if d > 0.0 else 0.0
         term = inv_beta * e * (1.0 + curvature * (e - edge))
-        v = (term if term > 0.0 else 0.0) - mean
-        result[i] = v
-        finite &= abs(v) <= _DOUBLE_MAX
-    return finite, tied
+        term = term if term > 0.0 else 0.0
+        result[i] = term
+        total += term
+    if not total <= _DOUBLE_MAX:  # every ψ₊ >= 0 is at most their sum: all finite if it is
+        return False, tied
+    mean = total / m
+    for i in range(m):
+        result[i] -= mean
+    return True, tied
 
 
 @batched_kernel(fastmath=FASTMATH)
-def tea_batch(rewards, k, za, zb, zc, floor_abs, floor_rel, inv_beta, kappa_n, raw):
-    """TEA (``raw``: the raw shaped reward) of every row → ``(out, tied, status)`` as
-    :func:`tailext._kernels.prefix_tea_batch` with the single prefix ``(m,)``; ``k = ⌈βm⌉``;
-    ``za``, ``zb``, ``zc``: standard-normal quantiles of the ranks ``k + 2.5``, ``k − 2.5``
-    (the first counting thresholds, ``mean + z·sd``) and ``k + 6`` (the candidates' cut)
-    from the top."""
+def tea_batch(rewards, k, za, zb, floor_abs, floor_rel, inv_beta, kappa_n, raw):
+    """TEA (``raw``: the raw shaped reward) of every row of the C-contiguous ``rewards`` →
+    ``(out, tied, status)`` as :func:`tailext._kernels.prefix_tea_batch` with the single
+    prefix ``(m,)``; ``k = ⌈βm⌉``; ``za``, ``zb``: standard-normal quantiles of the ranks
+    ``k + 2.5`` and ``k − 2.5`` from the top (the first counting thresholds,
+    ``mean + z·sd``)."""
     n_groups, m = rewards.shape
     out = np.empty((n_groups, m))
     tied = np.zeros(n_groups, dtype=np.bool_)
     status = np.zeros(n_groups, dtype=np.uint8)
+    bits = rewards.view(np.int64)
     spread_bound = math.sqrt(m - 1.0) * 1.000001  # Samuelson: |r − mean| <= √(m−1) sd
     sizes = np.full(1, m, dtype=np.int64)
     counts = np.full(1, k, dtype=np.int64)
@@ -348,15 +393,18 @@ def tea_batch(rewards, k, za, zb, zc, floor_abs, floor_rel, inv_beta, kappa_n, r
     n_chunks = chunk_count(n_groups)
     for chunk in prange(n_chunks):
         buf = np.empty(m)
-        cand = np.empty(m)
+        keys = np.empty(m, dtype=np.int64)
+        cell = np.empty(1)
+        cell_bits = cell.view(np.int64)
         x = np.empty(m)
         top = np.empty(k)
         start, stop = chunk_bounds(chunk, n_chunks, n_groups)
         for b in range(start, stop):
             row = rewards[b]
             result = out[b]
-            done, tied_b = tea_fast_row(row, m, k, za, zb, zc, spread_bound, floor_abs,
-                                        floor_rel, inv_beta, kappa_n, raw, cand, buf, result)
+            done, tied_b = tea_fast_row(row, bits[b], m, k, za, zb, spread_bound, floor_abs,
+                                        floor_rel, inv_beta, kappa_n, raw, keys, cell,
+                                        cell_bits, buf, result)
             if done:
                 tied[b] = tied_b
                 continue

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tailext import _kernels
-from tailext._tea_kernel import kth_largest, tea_batch
+from tailext._tea_kernel import kth_largest, order_keys, tea_batch, value_of
 from tailext.estimators import tail_settings_iv, top_blocks
 from tailext.prefix import tail_count
 from tailext.rules.tea import _first_thresholds
@@ -23,12 +23,12 @@ def _both(rewards, beta=0.25, n_target=128, scale_floor=None, raw=False):
     rewards = np.ascontiguousarray(rewards, dtype=np.float64)
     m = rewards.shape[1]
     settings = tail_settings_iv(beta, n_target, scale_floor)
-    k, za, zb, zc = _first_thresholds(m, settings.tail_fraction)
+    k, za, zb = _first_thresholds(m, settings.tail_fraction)
     sizes, counts, weights = np.array([m]), np.array([k]), np.ones(1)
     framed = _kernels.prefix_tea_batch.serial(
         rewards, top_blocks(rewards, sizes, counts), sizes, counts, weights,
         settings.floor_abs, settings.floor_rel, settings.inv_beta, settings.kappa, raw)
-    own = tea_batch.serial(rewards, k, za, zb, zc, settings.floor_abs, settings.floor_rel,
+    own = tea_batch.serial(rewards, k, za, zb, settings.floor_abs, settings.floor_rel,
                            settings.inv_beta, settings.kappa, raw)
     return framed, own
 
@@ -57,7 +57,29 @@ PATTERNS = {
     "huge": 1e300 * rng.normal(size=(64, 64)),
     "large group": rng.normal(size=(4, 1024)),
     "small group": rng.normal(size=(64, 5)),
+    "signed zeros": np.copysign(rng.integers(-1, 2, size=(64, 24)),
+                                rng.choice([-1.0, 1.0], size=(64, 24))),
 }
+
+
+def _within_rounding_of_the_threshold(n_rows=64, m=16):
+    """A value ``ĥ + ε`` just above the threshold ``ĥ`` among one or two copies of the
+    maximum, shuffled: distinct from ``ĥ`` in reward units, but ``ĥ + ε − max == ĥ − max``
+    in the frame (a two-level tail there) when ``ε`` is below half an ulp of ``max − ĥ``:
+    ``[3e-256, 1, 0, …]`` and its like at other offsets."""
+    h = rng.uniform(-2.0, 2.0, size=(n_rows, 1))
+    top = h + rng.uniform(0.1, 3.0, size=(n_rows, 1))
+    rows = np.repeat(h, m, axis=1)
+    rows[:, 0] = np.where(h[:, 0] == 0.0, 3e-256, h[:, 0] + np.abs(h[:, 0]) * 2.0 ** -54
+                          * 10.0 ** rng.uniform(-3.0, 3.0, size=n_rows))
+    rows[:, 1] = top[:, 0]
+    rows[::2, 2] = top[::2, 0]
+    rows[0, :3] = [3e-256, 1.0, 0.0]
+    rows[0, 3:] = 0.0
+    return rng.permuted(rows, axis=1)
+
+
+PATTERNS["within rounding of the threshold"] = _within_rounding_of_the_threshold()
 
 
 @pytest.mark.parametrize("name", sorted(PATTERNS))
@@ -82,13 +104,18 @@ def test_non_finite_and_constant_rows_take_the_general_path():
     assert np.array_equal(got[2], np.zeros(32)) and np.allclose(got[0], want[0], atol=1e-13)
 
 
-@given(st.lists(st.integers(-3, 3), min_size=6, max_size=40), st.integers(1, 5))
-def test_threshold_is_the_kth_largest(values, spread):
-    """Any thresholds (here deliberately poor ones) and any ties: exactly the k-th largest."""
+@given(st.lists(st.integers(-3, 3), min_size=6, max_size=40), st.integers(1, 5),
+       st.lists(st.booleans(), min_size=40, max_size=40))
+def test_threshold_is_the_kth_largest(values, spread, negative_zero):
+    """Any thresholds (here deliberately poor ones), any ties, zeros of either sign: exactly
+    the k-th largest."""
     row = np.array(values, dtype=np.float64) * spread
+    row[(row == 0) & np.array(negative_zero[:len(row)])] = -0.0
     m = len(row)
     k = tail_count(m, 0.25)
-    buf = np.empty(m)
+    buf, keys, cell = np.empty(m), np.empty(m, dtype=np.int64), np.empty(1)
+    order_keys(row.view(np.int64), m, keys, 0, 0)
     for ta, tb in [(-10.0, 10.0), (0.0, 0.0), (5.0, 6.0), (-0.5, 0.25)]:
-        h = kth_largest.py_func(row, m, k, ta, tb, -1, -1, -100.0, 100.0, buf)
-        assert h == np.sort(row)[m - k]
+        key = kth_largest(keys, m, k, ta, tb, -1, -1, -100.0, 100.0, cell,
+                          cell.view(np.int64), buf)
+        assert value_of(key, cell, cell.view(np.int64)) == np.sort(row)[m - k]

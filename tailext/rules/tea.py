@@ -71,10 +71,10 @@ def _prefix_advantages(rewards, settings, arrays):
 
 @functools.lru_cache(maxsize=256)
 def _first_thresholds(m, tail_fraction):
-    """``(k, z_a, z_b, z_c)`` of :func:`tailext._tea_kernel.tea_batch`: ``k = ceil(β m)``
-    and the standard-normal quantiles where ``k + 2.5``, ``k − 2.5`` and ``k + 6`` of ``m``
-    normal rewards are expected at or above ``mean + z·sd`` (only steering; the selection
-    is exact for any rewards)."""
+    """``(k, z_a, z_b)`` of :func:`tailext._tea_kernel.tea_batch`: ``k = ceil(β m)`` and the
+    standard-normal quantiles where ``k + 2.5`` and ``k − 2.5`` of ``m`` normal rewards are
+    expected at or above ``mean + z·sd`` (only steering; the selection is exact for any
+    rewards)."""
     from statistics import NormalDist
 
     k = tail_count(m, tail_fraction)
@@ -82,7 +82,7 @@ def _first_thresholds(m, tail_fraction):
     def quantile(rank):
         return NormalDist().inv_cdf(min(max(1.0 - rank / m, 0.5 / m), 1.0 - 0.5 / m))
 
-    return k, quantile(k + 2.5), quantile(k - 2.5), quantile(k + 6.0)
+    return k, quantile(k + 2.5), quantile(k - 2.5)
 
 
 def _tea_kernel_advantages(rewards, settings, raw=False):
@@ -90,9 +90,9 @@ def _tea_kernel_advantages(rewards, settings, raw=False):
     its status checked."""
     from .._tea_kernel import tea_batch
 
-    k, za, zb, zc = _first_thresholds(rewards.shape[1], settings.tail_fraction)
-    out, tied, status = tea_batch(rewards, k, za, zb, zc, settings.floor_abs, settings.floor_rel,
-                                  settings.inv_beta, settings.kappa, raw)
+    k, za, zb = _first_thresholds(rewards.shape[1], settings.tail_fraction)
+    out, tied, status = tea_batch(np.ascontiguousarray(rewards), k, za, zb, settings.floor_abs,
+                                  settings.floor_rel, settings.inv_beta, settings.kappa, raw)
     check_status(status)
     return out, tied
 
