@@ -19,18 +19,19 @@ Fast path, per row (``k = ⌈βm⌉``), every pass over the whole row and vector
 1. ``Σd``, ``Σd²`` → the row's mean and population sd (the relative floor's sd, kept when
    the origin is within √3 sd of the mean, so the one-pass variance loses at most 2 bits;
    otherwise recomputed about ``ĥ``, where Cantelli bounds the loss);
-2. the rewards' order keys (their bit patterns as integers, the negative ones' low bits
-   flipped: :func:`order_key`), with the counts at two thresholds from the normal model
-   (ranks ``k ± 2.5``) and the largest key;
-3. ``ĥ``, the ``k``-th largest, exactly, by counting passes over the keys and one pass for
-   the largest or smallest key of the final bracket (:func:`kth_largest`);
-4. ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²``, ``#{r > ĥ}``. The ``k`` largest rewards are
-   those above ``ĥ`` and copies of ``ĥ``, so ``μ̂_t − ĥ = D₁/k`` and ``ŝ² = D₂/k −
-   (D₁/k)²``, kept when ``(μ̂_t − ĥ)² <= 3 ŝ²`` (at most 2 bits lost; otherwise a second
-   pass about ``μ̂_t``);
+2. the counts at two thresholds from the normal model (ranks ``k ± 2.5``) and the largest
+   order key (:func:`order_key`: the bit pattern as an integer, a negative value's low
+   bits flipped);
+3. ``ĥ``, the ``k``-th largest, exactly, by counting passes and one pass for the largest
+   or smallest order key of the final bracket (:func:`kth_largest`);
+4. ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²``, ``#{r > ĥ}`` — from the selection's last
+   pass when it settles ``ĥ`` as the largest value below a threshold (the usual case),
+   else by a pass of their own. The ``k`` largest rewards are those above ``ĥ`` and copies
+   of ``ĥ``, so ``μ̂_t − ĥ = D₁/k`` and ``ŝ² = D₂/k − (D₁/k)²``, kept when ``(μ̂_t − ĥ)² <=
+   3 ŝ²`` (at most 2 bits lost; otherwise a second pass about ``μ̂_t``);
 5. TEA: one pass writing ψ₊ and summing it, one subtracting the mean (ψ: one pass).
 
-The keys exist because numba's float maximum and minimum keep NaN semantics and do not
+Order keys exist because numba's float maximum and minimum keep NaN semantics and do not
 vectorize: a masked maximum of 64 rewards took 100 ns as floats and 6.5 ns as keys.
 
 The tied-tail flag (:func:`tailext._kernels.tail_moments`) needs a pass of its own only when
@@ -38,14 +39,13 @@ the values above ``ĥ`` may all be equal (``n D₂ − D₁² <= 1e-9 D₁²``; 
 strict otherwise, far beyond the sums' rounding of ~m·2^-52) or may be two levels in the
 general path's frame (:func:`strictly_between` cannot exclude it).
 
-Measured on ``[4096, 64]`` normal rewards, one thread, idle 2-core machine (CPU time per
-row, each step's increment over the ones before it): moments 14 ns, keys and first counts
-35 ns, selection 41–55 ns (the first counts leave about five values in the bracket; one
-or two more passes settle most rows), tail sums 23 ns, tie flags 1 ns, ψ and output
-≈ 40 ns; the fused one-pass GRPO-Z of benchmarks/bench_advantages.py takes 70–85 ns. The
-previous design (a compaction of the candidates above rank ``k + 6``, then counting over
-them) took 98 ns for the compaction and 111 ns for the selection: 1.37 ms against
-0.86 ms per call now.
+Measured on ``[4096, 64]`` normal rewards, one thread, idle 2-core machine, median CPU
+time per call of interleaved runs: 0.78–0.85 ms, against 1.37 ms for the previous design
+(the candidates above rank ``k + 6`` compacted into a buffer — 98 ns per row — and counted
+over there — 111 ns: loops of ~22 values run scalar) and 0.29–0.35 ms for the fused
+one-pass GRPO-Z of benchmarks/bench_advantages.py. Per row, the passes cost 10–35 ns each
+(moments 14 ns, the selection's 2–3 passes 30 ns together, ψ and output ≈ 45 ns); the
+rest is the scalar work between them (square roots, divisions, branches of the search).
 """
 
 from __future__ import annotations
@@ -63,19 +63,19 @@ from ._parallel import batched_kernel
 _SQUARES_LOW, _SQUARES_HIGH = 2.0 ** -600, 2.0 ** 600
 #: Counting passes before :func:`kth_largest` selects the bracket's values by quickselect.
 _MAX_PASSES = 8
-#: The order keys' ends: every finite reward's key lies in ``[_KEY_LOW, _KEY_HIGH)``.
+#: The order keys' ends: every finite reward's key lies strictly between them.
 _KEY_LOW, _KEY_HIGH = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
 
 @njit(cache=True, inline="always")
 def order_key(bits):
-    """The order key of a float64 given as its int64 bit pattern: ``bits`` for a positive
-    value, its 63 low bits flipped for a negative one, so that keys compare as the values
-    do (``-0.0`` just below ``+0.0``; an involution: the key of a key is the bit pattern).
-    Integer comparisons, maxima and minima of keys vectorize where the float ones do not
-    (numba's float maximum keeps NaN semantics: a masked maximum of 64 rewards took 100 ns
-    as floats, 6.5 ns as keys)."""
-    return bits ^ ((bits >> 63) & 0x7FFFFFFFFFFFFFFF)
+    """The order key of a float64 given as its int64 bit pattern: ``bits`` for a value
+    ``>= +0``, its 63 low bits flipped plus one for a negative one, so that keys compare
+    as the values do (``-0.0`` and ``+0.0`` both have key 0). Integer maxima and minima
+    vectorize where the float ones do not (numba's keep NaN semantics: a masked maximum of
+    64 rewards took 100 ns as floats, 6.5 ns as keys)."""
+    sign = bits >> 63  # -1 for a negative value, else 0
+    return (bits ^ (sign & 0x7FFFFFFFFFFFFFFF)) - sign
 
 
 @njit(cache=True, inline="always")
@@ -88,120 +88,148 @@ def key_of(value, cell, cell_bits):
 
 @njit(cache=True, inline="always")
 def value_of(key, cell, cell_bits):
-    """The float whose order key is ``key`` (see :func:`key_of`)."""
-    cell_bits[0] = order_key(key)
+    """The float whose order key is ``key`` (``+0.0`` for key 0; see :func:`key_of`)."""
+    sign = key >> 63
+    cell_bits[0] = (key + sign) ^ (sign & 0x7FFFFFFFFFFFFFFF)
     return cell[0]
 
 
 @njit(cache=True, inline="always")
-def order_keys(bits, m, keys, ka, kb):
-    """``keys[:m]`` ← the order keys of ``bits[:m]`` → ``(#{key >= ka}, #{key >= kb},
-    largest key)`` (one vectorized pass)."""
+def first_counts(row, bits, m, ta, tb):
+    """``(#{r >= ta}, #{r >= tb}, the largest key)`` over ``row[:m]`` (``bits``: its int64
+    view; one vectorized pass)."""
     ca = 0
     cb = 0
     top = _KEY_LOW
     for i in range(m):
-        x = order_key(bits[i])
-        keys[i] = x
-        ca += x >= ka
-        cb += x >= kb
-        top = max(top, x)
+        v = row[i]
+        ca += v >= ta
+        cb += v >= tb
+        top = max(top, order_key(bits[i]))
     return ca, cb, top
 
 
 @njit(cache=True, inline="always")
-def count_two(keys, m, ka, kb):
-    """``(#{key >= ka}, #{key >= kb})`` over ``keys[:m]`` (one vectorized pass)."""
+def count_two(row, m, ta, tb):
+    """``(#{r >= ta}, #{r >= tb})`` over ``row[:m]`` (one vectorized pass)."""
     ca = 0
     cb = 0
     for i in range(m):
-        x = keys[i]
-        ca += x >= ka
-        cb += x >= kb
+        v = row[i]
+        ca += v >= ta
+        cb += v >= tb
     return ca, cb
 
 
 @njit(cache=True, inline="always")
-def count_above(keys, m, key):
-    """``#{keys > key}`` over ``keys[:m]``."""
+def count_above(row, m, t):
+    """``#{r > t}`` over ``row[:m]``."""
     c = 0
     for i in range(m):
-        c += keys[i] > key
+        c += row[i] > t
     return c
 
 
 @njit(cache=True, inline="always")
-def largest_below(keys, m, hi):
-    """The largest key ``< hi`` of ``keys[:m]`` (``_KEY_LOW`` if none)."""
+def largest_below(bits, m, hi):
+    """The largest order key ``< hi`` of the values whose bit patterns are ``bits[:m]``
+    (``_KEY_LOW`` if none)."""
     best = _KEY_LOW
     for i in range(m):
-        x = keys[i]
+        x = order_key(bits[i])
         best = max(best, x if x < hi else _KEY_LOW)
     return best
 
 
 @njit(cache=True, inline="always")
-def smallest_from(keys, m, lo):
-    """The smallest key ``>= lo`` of ``keys[:m]`` (``_KEY_HIGH`` if none)."""
+def largest_below_with_sums(row, bits, m, t, hi):
+    """:func:`largest_below` ``hi`` (the key of ``t``) with ``S₁ = Σ_{r >= t} (r − t)`` and
+    ``S₂ = Σ_{r >= t} (r − t)²`` from the same pass."""
+    best = _KEY_LOW
+    first = 0.0
+    second = 0.0
+    for i in range(m):
+        x = order_key(bits[i])
+        best = max(best, x if x < hi else _KEY_LOW)
+        d = row[i] - t
+        e = d if d >= 0.0 else 0.0
+        first += e
+        second += e * e
+    return best, first, second
+
+
+@njit(cache=True, inline="always")
+def smallest_from(bits, m, lo):
+    """The smallest order key ``>= lo`` of the values whose bit patterns are ``bits[:m]``
+    (``_KEY_HIGH`` if none)."""
     best = _KEY_HIGH
     for i in range(m):
-        x = keys[i]
+        x = order_key(bits[i])
         best = min(best, x if x >= lo else _KEY_HIGH)
     return best
 
 
 @njit(cache=True, inline="always")
-def kth_largest(keys, m, k, ta, tb, ca, cb, low, high, cell, cell_bits, buf):
-    """The order key of the ``k``-th largest value of ``keys[:m]`` (keys of finite values),
-    exactly.
+def kth_largest(row, bits, m, k, ta, tb, ca, cb, low, high, cell, cell_bits, buf):
+    """The ``k``-th largest value ``ĥ`` of ``row[:m]`` (finite values; ``bits``: its int64
+    view), exactly → ``(ĥ, D₁, D₂, n)``: where the pass that finds ``ĥ`` also gives them,
+    ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²`` and ``n = #{r > ĥ}``; ``n = -1`` otherwise.
 
-    Keeps a bracket of keys: ``c_lo = #{key >= K_lo} >= k > c_hi = #{key >= K_hi}``
-    (initially all keys: counts ``m`` and 0), so the answer is the ``j``-th largest of the
-    ``w = c_lo − c_hi`` keys in ``[K_lo, K_hi)``, ``j = k − c_hi``. Each pass counts at two
-    thresholds (first the floats ``ta``, ``tb`` from the row's moments with their counts
-    ``ca``, ``cb``; then ±0.35 of a mean spacing around where the answer would be if the
-    bracket's values were evenly spaced, in float units, ``low``, ``high`` standing in for
-    an infinite end). The bracket is settled by one more pass once the answer is its
-    largest key (``j = 1``: :func:`largest_below` ``K_hi``) or its smallest (``j = w``:
-    :func:`smallest_from` ``K_lo``). When a pass does not shrink the bracket, the next one
-    bisects it; after two such passes it holds tied values: its smallest key ``a`` is the
-    answer if fewer than ``k`` keys exceed it, else the bracket starts above ``a``. After
+    Keeps a bracket: ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}`` (initially ``-inf``
+    and ``+inf``: counts ``m`` and 0), so the answer is the ``j``-th largest of the ``w =
+    c_lo − c_hi`` values in ``[t_lo, t_hi)``, ``j = k − c_hi``. Each pass counts at two
+    thresholds (first ``ta``, ``tb`` from the row's moments, their counts ``ca``, ``cb``
+    given; then ±0.35 of a mean spacing around where the answer would be if the bracket's
+    values were evenly spaced, ``low``, ``high`` standing in for an infinite end). Once the
+    answer is the bracket's largest value (``j = 1``) or its smallest (``j = w``), one pass
+    finds it as an order key (:func:`largest_below`, :func:`smallest_from`: vectorized,
+    unlike float maxima). When a pass does not shrink the bracket, the next one bisects it;
+    after two such passes it holds tied values: its smallest value ``a`` is the answer if
+    fewer than ``k`` values exceed it, else the bracket starts above ``a``. After
     ``_MAX_PASSES`` passes the bracket's values are selected by quickselect (``buf``: scratch
     of length ``m``). Only counts decide; the thresholds merely steer. ``cell``,
     ``cell_bits``: see :func:`key_of`.
     """
-    t_lo, k_lo, c_lo = -np.inf, _KEY_LOW, m
-    t_hi, k_hi, c_hi = np.inf, _KEY_HIGH, 0
+    t_lo, c_lo = -np.inf, m
+    t_hi, c_hi = np.inf, 0
     inside = m
     stalled = 0
-    ka = key_of(ta, cell, cell_bits)
-    kb = key_of(tb, cell, cell_bits)
     for _ in range(_MAX_PASSES):
         if ca < 0:  # the first counts may come with the thresholds
-            ca, cb = count_two(keys, m, ka, kb)
+            ca, cb = count_two(row, m, ta, tb)
         if ca >= k:
-            if ka > k_lo:
-                t_lo, k_lo, c_lo = ta, ka, ca
-        elif ka < k_hi:
-            t_hi, k_hi, c_hi = ta, ka, ca
+            if ta > t_lo:
+                t_lo, c_lo = ta, ca
+        elif ta < t_hi:
+            t_hi, c_hi = ta, ca
         if cb >= k:
-            if kb > k_lo:
-                t_lo, k_lo, c_lo = tb, kb, cb
-        elif kb < k_hi:
-            t_hi, k_hi, c_hi = tb, kb, cb
-        if k - c_hi == 1:  # the answer is the bracket's largest key
-            return largest_below(keys, m, k_hi)
+            if tb > t_lo:
+                t_lo, c_lo = tb, cb
+        elif tb < t_hi:
+            t_hi, c_hi = tb, cb
+        if k - c_hi == 1:  # the answer is the bracket's largest value
+            if c_hi == 0:  # k = 1: the maximum, nothing above it
+                top = largest_below(bits, m, _KEY_HIGH)
+                return value_of(top, cell, cell_bits), 0.0, 0.0, 0
+            key, first, second = largest_below_with_sums(row, bits, m, t_hi,
+                                                         key_of(t_hi, cell, cell_bits))
+            h = value_of(key, cell, cell_bits)
+            # the c_hi values above ĥ are those >= t_hi: (r − ĥ) = (r − t_hi) + g, g >= 0,
+            # so every term is a sum of non-negative parts, rounded relative to itself
+            g = t_hi - h
+            return (h, first + c_hi * g, second + (2.0 * g) * first + c_hi * (g * g), c_hi)
         if k - c_hi == c_lo - c_hi:  # ... its smallest
-            return smallest_from(keys, m, k_lo)
+            return (value_of(smallest_from(bits, m, key_of(t_lo, cell, cell_bits)), cell,
+                             cell_bits), 0.0, 0.0, -1)
         stalled = stalled + 1 if c_lo - c_hi >= inside else 0
         if stalled == 2:  # twice no progress: the bracket holds tied values
             stalled = 0
-            a = smallest_from(keys, m, k_lo)
-            above = count_above(keys, m, a)
+            a = value_of(smallest_from(bits, m, key_of(t_lo, cell, cell_bits)), cell,
+                         cell_bits)
+            above = count_above(row, m, a)
             if above < k:
-                return a
-            k_lo, c_lo = a + 1, above
-            t_lo = value_of(a, cell, cell_bits)
+                return a, 0.0, 0.0, -1
+            t_lo, c_lo = np.nextafter(a, np.inf), above
         inside = c_lo - c_hi
         ca = -1
         a = t_lo if t_lo > -np.inf else low
@@ -217,16 +245,14 @@ def kth_largest(keys, m, k, ta, tb, ca, cb, low, high, cell, cell_bits, buf):
             tb = where + 0.35 * step
             ta = ta if ta > a else a  # selects: numba's min and max branch on NaN
             tb = tb if tb < b else b
-        ka = key_of(ta, cell, cell_bits)
-        kb = key_of(tb, cell, cell_bits)
     n = 0
     for i in range(m):  # the bracket's values, then the (k − c_hi)-th largest of them
-        x = keys[i]
-        if x >= k_lo and x < k_hi:
-            buf[n] = value_of(x, cell, cell_bits)
+        v = row[i]
+        if v >= t_lo and v < t_hi:
+            buf[n] = v
             n += 1
     select_top(buf, n, k - c_hi)
-    return key_of(buf[n - (k - c_hi)], cell, cell_bits)
+    return buf[n - (k - c_hi)], 0.0, 0.0, -1
 
 
 @njit(cache=True, inline="always")
@@ -279,11 +305,12 @@ def strictly_between(d1, d2, n_gt, spread, m):
 
 
 @njit(cache=True, inline="always")
-def tea_fast_row(row, bits, m, k, za, zb, spread_bound, floor_abs, floor_rel, inv_beta,
-                 kappa_n, raw, keys, cell, cell_bits, buf, result):
+def tea_fast_row(row, bits, m, k, inv_m, inv_k, za, zb, spread_bound, floor_abs, floor_rel,
+                 inv_beta, kappa_n, raw, cell, cell_bits, buf, result):
     """TEA (``raw``: ψ) of one row in its own units → ``(done, tied)``; ``done`` is False
     where the row needs the general path (see the module docstring). ``bits``: the row's
-    int64 view; ``keys``, ``buf``: scratch of length ``m``; ``cell``, ``cell_bits``: see
+    int64 view; ``inv_m``, ``inv_k``: ``1/m``, ``1/k`` (divisions lie on each row's
+    critical path); ``buf``: scratch of length ``m``; ``cell``, ``cell_bits``: see
     :func:`key_of`."""
     origin = row[0]
     if m >= 4:
@@ -296,30 +323,30 @@ def tea_fast_row(row, bits, m, k, za, zb, spread_bound, floor_abs, floor_rel, in
         second += d * d
     if not (second >= _SQUARES_LOW and second <= _SQUARES_HIGH):  # also NaN, inf
         return False, False
-    shift = first / m
-    variance = second / m - shift * shift
+    shift = first * inv_m
+    variance = second * inv_m - shift * shift
     if not variance > 0.0:
         return False, False
     sd = math.sqrt(variance)
     centre = origin + shift
     ta = centre + za * sd
     tb = centre + zb * sd
-    ca, cb, top_key = order_keys(bits, m, keys, key_of(ta, cell, cell_bits),
-                                 key_of(tb, cell, cell_bits))
-    h = value_of(kth_largest(keys, m, k, ta, tb, ca, cb, centre - spread_bound * sd,
-                             centre + spread_bound * sd, cell, cell_bits, buf),
-                 cell, cell_bits)
-    d1 = 0.0
-    d2 = 0.0
-    n_gt = 0
-    for i in range(m):
-        d = row[i] - h
-        e = d if d > 0.0 else 0.0
-        d1 += e
-        d2 += e * e
-        n_gt += d > 0.0
-    delta = d1 / k  # μ̂_t − ĥ
-    variance_top = d2 / k - delta * delta
+    ca, cb, top_key = first_counts(row, bits, m, ta, tb)
+    h, d1, d2, n_gt = kth_largest(row, bits, m, k, ta, tb, ca, cb,
+                                  centre - spread_bound * sd, centre + spread_bound * sd,
+                                  cell, cell_bits, buf)
+    if n_gt < 0:  # the selection's last pass did not give the tail sums
+        d1 = 0.0
+        d2 = 0.0
+        n_gt = 0
+        for i in range(m):
+            d = row[i] - h
+            e = d if d > 0.0 else 0.0
+            d1 += e
+            d2 += e * e
+            n_gt += d > 0.0
+    delta = d1 * inv_k  # μ̂_t − ĥ
+    variance_top = d2 * inv_k - delta * delta
     if not delta * delta <= 3.0 * variance_top:  # the one-pass variance may have lost bits
         squares = 0.0
         for i in range(m):
@@ -368,7 +395,7 @@ def tea_fast_row(row, bits, m, k, za, zb, spread_bound, floor_abs, floor_rel, in
         total += term
     if not total <= _DOUBLE_MAX:  # every ψ₊ >= 0 is at most their sum: all finite if it is
         return False, tied
-    mean = total / m
+    mean = total * inv_m
     for i in range(m):
         result[i] -= mean
     return True, tied
@@ -387,13 +414,14 @@ def tea_batch(rewards, k, za, zb, floor_abs, floor_rel, inv_beta, kappa_n, raw):
     status = np.zeros(n_groups, dtype=np.uint8)
     bits = rewards.view(np.int64)
     spread_bound = math.sqrt(m - 1.0) * 1.000001  # Samuelson: |r − mean| <= √(m−1) sd
+    inv_m = 1.0 / m
+    inv_k = 1.0 / k
     sizes = np.full(1, m, dtype=np.int64)
     counts = np.full(1, k, dtype=np.int64)
     weights = np.ones(1)
     n_chunks = chunk_count(n_groups)
     for chunk in prange(n_chunks):
         buf = np.empty(m)
-        keys = np.empty(m, dtype=np.int64)
         cell = np.empty(1)
         cell_bits = cell.view(np.int64)
         x = np.empty(m)
@@ -402,9 +430,9 @@ def tea_batch(rewards, k, za, zb, floor_abs, floor_rel, inv_beta, kappa_n, raw):
         for b in range(start, stop):
             row = rewards[b]
             result = out[b]
-            done, tied_b = tea_fast_row(row, bits[b], m, k, za, zb, spread_bound, floor_abs,
-                                        floor_rel, inv_beta, kappa_n, raw, keys, cell,
-                                        cell_bits, buf, result)
+            done, tied_b = tea_fast_row(row, bits[b], m, k, inv_m, inv_k, za, zb,
+                                        spread_bound, floor_abs, floor_rel, inv_beta,
+                                        kappa_n, raw, cell, cell_bits, buf, result)
             if done:
                 tied[b] = tied_b
                 continue

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tailext import _kernels
-from tailext._tea_kernel import kth_largest, order_keys, tea_batch, value_of
+from tailext._tea_kernel import kth_largest, tea_batch
 from tailext.estimators import tail_settings_iv, top_blocks
 from tailext.prefix import tail_count
 from tailext.rules.tea import _first_thresholds
@@ -113,9 +113,15 @@ def test_threshold_is_the_kth_largest(values, spread, negative_zero):
     row[(row == 0) & np.array(negative_zero[:len(row)])] = -0.0
     m = len(row)
     k = tail_count(m, 0.25)
-    buf, keys, cell = np.empty(m), np.empty(m, dtype=np.int64), np.empty(1)
-    order_keys(row.view(np.int64), m, keys, 0, 0)
+    buf, cell = np.empty(m), np.empty(1)
+    want = np.sort(row)[m - k]
+    above = np.maximum(row - want, 0.0)
     for ta, tb in [(-10.0, 10.0), (0.0, 0.0), (5.0, 6.0), (-0.5, 0.25)]:
-        key = kth_largest(keys, m, k, ta, tb, -1, -1, -100.0, 100.0, cell,
-                          cell.view(np.int64), buf)
-        assert value_of(key, cell, cell.view(np.int64)) == np.sort(row)[m - k]
+        h, d1, d2, n = kth_largest(row, row.view(np.int64), m, k, ta, tb, -1, -1, -100.0,
+                                   100.0, cell, cell.view(np.int64), buf)
+        assert h == want
+        if n >= 0:  # the tail sums, where the selection gives them: about a threshold
+            # between values, each term a sum of non-negative parts (a few roundings each)
+            assert n == (row > want).sum()
+            np.testing.assert_allclose([d1, d2], [above.sum(), (above ** 2).sum()],
+                                       rtol=8 * m * 2.0 ** -53)
