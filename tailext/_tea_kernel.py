@@ -19,14 +19,17 @@ Fast path, per row (``k = ⌈βm⌉``), every pass over the whole row and vector
 1. ``Σd``, ``Σd²`` → the row's mean and population sd (the relative floor's sd, kept when
    the origin is within √3 sd of the mean, so the one-pass variance loses at most 2 bits;
    otherwise recomputed about ``ĥ``, where Cantelli bounds the loss);
-2. the counts at two thresholds from the normal model (ranks ``k ± 2.5``) and the largest
-   order key (:func:`order_key`: the bit pattern as an integer, a negative value's low
-   bits flipped);
+2. the counts at four thresholds from the normal model (ranks ``k + 4``, ``k + 1.5``,
+   ``k − 1.5``, ``k − 4``; :func:`first_bracket`) and the largest order key
+   (:func:`order_key`: the bit pattern as an integer, a negative value's low bits
+   flipped);
 3. ``ĥ``, the ``k``-th largest, exactly, by counting passes and one pass for the largest
    or smallest order key of the final bracket (:func:`kth_largest`);
 4. ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²``, ``#{r > ĥ}`` — from the selection's last
-   pass when it settles ``ĥ`` as the largest value below a threshold (the usual case),
-   else by a pass of their own. The ``k`` largest rewards are those above ``ĥ`` and copies
+   pass, which sums about the bracket's end it settles ``ĥ`` from (sums of non-negative
+   parts; about its lower end only while that loses at most a bit, and without the count,
+   which the tie flag then takes from a pass of its own when it needs it), else by a pass
+   of their own. The ``k`` largest rewards are those above ``ĥ`` and copies
    of ``ĥ``, so ``μ̂_t − ĥ = D₁/k`` and ``ŝ² = D₂/k − (D₁/k)²``, kept when ``(μ̂_t − ĥ)² <=
    3 ŝ²`` (at most 2 bits lost; otherwise a second pass about ``μ̂_t``);
 5. TEA: one pass writing ψ₊ and summing it, one subtracting the mean (ψ: one pass).
@@ -40,12 +43,16 @@ strict otherwise, far beyond the sums' rounding of ~m·2^-52) or may be two leve
 general path's frame (:func:`strictly_between` cannot exclude it).
 
 Measured on ``[4096, 64]`` normal rewards, one thread, idle 2-core machine, median CPU
-time per call of interleaved runs: 0.78–0.85 ms, against 1.37 ms for the previous design
+time per call of interleaved runs: 0.75–0.84 ms, against 1.37 ms for the previous design
 (the candidates above rank ``k + 6`` compacted into a buffer — 98 ns per row — and counted
 over there — 111 ns: loops of ~22 values run scalar) and 0.29–0.35 ms for the fused
-one-pass GRPO-Z of benchmarks/bench_advantages.py. Per row, the passes cost 10–35 ns each
-(moments 14 ns, the selection's 2–3 passes 30 ns together, ψ and output ≈ 45 ns); the
-rest is the scalar work between them (square roots, divisions, branches of the search).
+one-pass GRPO-Z of benchmarks/bench_advantages.py. Per row, the passes cost 10–25 ns each
+(moments 14 ns, the four first counts 13 ns, a later count 9 ns, the last pass with the
+sums 18 ns, ψ and output ≈ 40 ns); the search's scalar steps between its passes (which
+bracket end moves, when to stop: data-dependent branches, a division, float/key
+conversions through memory) cost ≈ 50 ns per row — twice its 1.5 passes. Four first
+thresholds instead of two (``k ± 2.5``) made no difference on normal rewards (1–2 %, within
+the noise) and took 3–9 % off exponential, t₃ and uniform ones.
 """
 
 from __future__ import annotations
@@ -95,18 +102,32 @@ def value_of(key, cell, cell_bits):
 
 
 @njit(cache=True, inline="always")
-def first_counts(row, bits, m, ta, tb):
-    """``(#{r >= ta}, #{r >= tb}, the largest key)`` over ``row[:m]`` (``bits``: its int64
-    view; one vectorized pass)."""
-    ca = 0
-    cb = 0
+def first_bracket(row, bits, m, k, t1, t2, t3, t4):
+    """One vectorized pass over ``row[:m]`` (``bits``: its int64 view) counting at
+    ``t1 <= t2 <= t3 <= t4`` → ``(t_lo, c_lo, t_hi, c_hi, the largest key)``: the largest
+    threshold with at least ``k`` rewards at or above it and its count (``-inf``, ``m`` if
+    none), the smallest with fewer (``+inf``, 0 if none)."""
+    c1 = 0
+    c2 = 0
+    c3 = 0
+    c4 = 0
     top = _KEY_LOW
     for i in range(m):
         v = row[i]
-        ca += v >= ta
-        cb += v >= tb
+        c1 += v >= t1
+        c2 += v >= t2
+        c3 += v >= t3
+        c4 += v >= t4
         top = max(top, order_key(bits[i]))
-    return ca, cb, top
+    t_lo, c_lo = -np.inf, m
+    t_hi, c_hi = np.inf, 0
+    for t, c in ((t1, c1), (t2, c2), (t3, c3), (t4, c4)):  # unrolled; counts fall
+        t_lo = t if c >= k else t_lo
+        c_lo = c if c >= k else c_lo
+    for t, c in ((t4, c4), (t3, c3), (t2, c2), (t1, c1)):
+        t_hi = t if c < k else t_hi
+        c_hi = c if c < k else c_hi
+    return t_lo, c_lo, t_hi, c_hi, top
 
 
 @njit(cache=True, inline="always")
@@ -170,16 +191,34 @@ def smallest_from(bits, m, lo):
 
 
 @njit(cache=True, inline="always")
+def smallest_from_with_sums(row, bits, m, t, lo):
+    """:func:`smallest_from` ``lo`` (the key of ``t``) with ``S₁ = Σ_{r >= t} (r − t)`` and
+    ``S₂ = Σ_{r >= t} (r − t)²`` from the same pass."""
+    best = _KEY_HIGH
+    first = 0.0
+    second = 0.0
+    for i in range(m):
+        x = order_key(bits[i])
+        best = min(best, x if x >= lo else _KEY_HIGH)
+        d = row[i] - t
+        e = d if d >= 0.0 else 0.0
+        first += e
+        second += e * e
+    return best, first, second
+
+
+@njit(cache=True, inline="always")
 def kth_largest(row, bits, m, k, ta, tb, ca, cb, low, high, cell, cell_bits, buf):
     """The ``k``-th largest value ``ĥ`` of ``row[:m]`` (finite values; ``bits``: its int64
     view), exactly → ``(ĥ, D₁, D₂, n)``: where the pass that finds ``ĥ`` also gives them,
-    ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²`` and ``n = #{r > ĥ}``; ``n = -1`` otherwise.
+    ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²`` and ``n = #{r > ĥ}``; ``n = -2`` where it
+    gives the sums but not the count, ``n = -1`` where it gives neither.
 
     Keeps a bracket: ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}`` (initially ``-inf``
     and ``+inf``: counts ``m`` and 0), so the answer is the ``j``-th largest of the ``w =
     c_lo − c_hi`` values in ``[t_lo, t_hi)``, ``j = k − c_hi``. Each pass counts at two
-    thresholds (first ``ta``, ``tb`` from the row's moments, their counts ``ca``, ``cb``
-    given; then ±0.35 of a mean spacing around where the answer would be if the bracket's
+    thresholds (first ``ta``, ``tb`` with their counts ``ca``, ``cb`` given, e.g. the
+    bracket of :func:`first_bracket`; then ±0.35 of a mean spacing around where the answer would be if the bracket's
     values were evenly spaced, ``low``, ``high`` standing in for an infinite end). Once the
     answer is the bracket's largest value (``j = 1``) or its smallest (``j = w``), one pass
     finds it as an order key (:func:`largest_below`, :func:`smallest_from`: vectorized,
@@ -197,16 +236,16 @@ def kth_largest(row, bits, m, k, ta, tb, ca, cb, low, high, cell, cell_bits, buf
     for _ in range(_MAX_PASSES):
         if ca < 0:  # the first counts may come with the thresholds
             ca, cb = count_two(row, m, ta, tb)
-        if ca >= k:
-            if ta > t_lo:
-                t_lo, c_lo = ta, ca
-        elif ta < t_hi:
-            t_hi, c_hi = ta, ca
-        if cb >= k:
-            if tb > t_lo:
-                t_lo, c_lo = tb, cb
-        elif tb < t_hi:
-            t_hi, c_hi = tb, cb
+        # the bracket's ends from the counts at ta <= tb (so ca >= cb), by selects: which
+        # end moves is a coin toss per row, and a mispredicted branch costs ~15 cycles
+        low_b = (cb >= k) & (tb > t_lo)
+        low_a = (ca >= k) & (ta > t_lo) & (not low_b)
+        high_a = (ca < k) & (ta < t_hi)
+        high_b = (cb < k) & (tb < t_hi) & (not high_a)
+        t_lo = tb if low_b else (ta if low_a else t_lo)
+        c_lo = cb if low_b else (ca if low_a else c_lo)
+        t_hi = ta if high_a else (tb if high_b else t_hi)
+        c_hi = ca if high_a else (cb if high_b else c_hi)
         if k - c_hi == 1:  # the answer is the bracket's largest value
             if c_hi == 0:  # k = 1: the maximum, nothing above it
                 top = largest_below(bits, m, _KEY_HIGH)
@@ -218,9 +257,20 @@ def kth_largest(row, bits, m, k, ta, tb, ca, cb, low, high, cell, cell_bits, buf
             # so every term is a sum of non-negative parts, rounded relative to itself
             g = t_hi - h
             return (h, first + c_hi * g, second + (2.0 * g) * first + c_hi * (g * g), c_hi)
-        if k - c_hi == c_lo - c_hi:  # ... its smallest
-            return (value_of(smallest_from(bits, m, key_of(t_lo, cell, cell_bits)), cell,
-                             cell_bits), 0.0, 0.0, -1)
+        if k - c_hi == c_lo - c_hi:  # ... its smallest: the k values >= t_lo are the tail
+            if t_lo == -np.inf:  # (k = m)
+                return (value_of(smallest_from(bits, m, _KEY_LOW), cell, cell_bits), 0.0,
+                        0.0, -1)
+            key, first, second = smallest_from_with_sums(row, bits, m, t_lo,
+                                                         key_of(t_lo, cell, cell_bits))
+            h = value_of(key, cell, cell_bits)
+            # (r − ĥ) = (r − t_lo) − g, g >= 0: with k g <= S₁/4, D₁ >= 3 S₁/4 and D₂ >=
+            # S₂ − 2g S₁ >= S₂ − S₁²/(2k) >= S₂/2 (Cauchy–Schwarz), so at most a bit is
+            # lost; #{r > ĥ} is not known (ties at ĥ): -2
+            g = h - t_lo
+            if k * g <= 0.25 * first:
+                return (h, first - k * g, second - (2.0 * g) * first + k * (g * g), -2)
+            return h, 0.0, 0.0, -1
         stalled = stalled + 1 if c_lo - c_hi >= inside else 0
         if stalled == 2:  # twice no progress: the bracket holds tied values
             stalled = 0
@@ -305,12 +355,12 @@ def strictly_between(d1, d2, n_gt, spread, m):
 
 
 @njit(cache=True, inline="always")
-def tea_fast_row(row, bits, m, k, inv_m, inv_k, za, zb, spread_bound, floor_abs, floor_rel,
+def tea_fast_row(row, bits, m, k, inv_m, inv_k, z, spread_bound, floor_abs, floor_rel,
                  inv_beta, kappa_n, raw, cell, cell_bits, buf, result):
     """TEA (``raw``: ψ) of one row in its own units → ``(done, tied)``; ``done`` is False
     where the row needs the general path (see the module docstring). ``bits``: the row's
     int64 view; ``inv_m``, ``inv_k``: ``1/m``, ``1/k`` (divisions lie on each row's
-    critical path); ``buf``: scratch of length ``m``; ``cell``, ``cell_bits``: see
+    critical path); ``z``: see :func:`tea_batch`; ``buf``: scratch of length ``m``; ``cell``, ``cell_bits``: see
     :func:`key_of`."""
     origin = row[0]
     if m >= 4:
@@ -329,13 +379,13 @@ def tea_fast_row(row, bits, m, k, inv_m, inv_k, za, zb, spread_bound, floor_abs,
         return False, False
     sd = math.sqrt(variance)
     centre = origin + shift
-    ta = centre + za * sd
-    tb = centre + zb * sd
-    ca, cb, top_key = first_counts(row, bits, m, ta, tb)
-    h, d1, d2, n_gt = kth_largest(row, bits, m, k, ta, tb, ca, cb,
+    t_lo, c_lo, t_hi, c_hi, top_key = first_bracket(
+        row, bits, m, k, centre + z[0] * sd, centre + z[1] * sd, centre + z[2] * sd,
+        centre + z[3] * sd)
+    h, d1, d2, n_gt = kth_largest(row, bits, m, k, t_lo, t_hi, c_lo, c_hi,
                                   centre - spread_bound * sd, centre + spread_bound * sd,
                                   cell, cell_bits, buf)
-    if n_gt < 0:  # the selection's last pass did not give the tail sums
+    if n_gt == -1:  # the selection's last pass did not give the tail sums
         d1 = 0.0
         d2 = 0.0
         n_gt = 0
@@ -348,6 +398,8 @@ def tea_fast_row(row, bits, m, k, inv_m, inv_k, za, zb, spread_bound, floor_abs,
     delta = d1 * inv_k  # μ̂_t − ĥ
     variance_top = d2 * inv_k - delta * delta
     if not delta * delta <= 3.0 * variance_top:  # the one-pass variance may have lost bits
+        if n_gt < 0:
+            n_gt = count_above(row, m, h)
         squares = 0.0
         for i in range(m):
             d = row[i] - h
@@ -361,15 +413,22 @@ def tea_fast_row(row, bits, m, k, inv_m, inv_k, za, zb, spread_bound, floor_abs,
         s = max(s, floor_abs + floor_rel * sd)
     else:
         s = max(s, floor_abs)
-    if n_gt == 0:
-        tied = True  # the k largest are all ĥ (k >= 2)
-    elif n_gt == 1 or n_gt * d2 - d1 * d1 <= 1e-9 * d1 * d1:
-        tied = all_equal_above(row, m, h) and (k - n_gt >= 2 or n_gt >= 2)
-    else:
+    top = value_of(top_key, cell, cell_bits)
+    # a value strictly inside (ĥ, max) rules out every tie; with k for the unknown count
+    # (an upper bound: a wider margin)
+    if n_gt == -2 and strictly_between(d1, d2, k, top - h, m):
         tied = False
-    if not tied:  # equal in the frame, distinct in raw units: values within rounding of ĥ
-        top = value_of(top_key, cell, cell_bits)  # or of the maximum
-        if not strictly_between(d1, d2, n_gt, top - h, m):
+    else:
+        if n_gt < 0:
+            n_gt = count_above(row, m, h)
+        if n_gt == 0:
+            tied = True  # the k largest are all ĥ (k >= 2)
+        elif n_gt == 1 or n_gt * d2 - d1 * d1 <= 1e-9 * d1 * d1:
+            tied = all_equal_above(row, m, h) and (k - n_gt >= 2 or n_gt >= 2)
+        else:
+            tied = False
+        # equal in the frame, distinct in raw units: values within rounding of ĥ or of max
+        if not tied and not strictly_between(d1, d2, n_gt, top - h, m):
             tied = framed_two_level(row, m, k, h, n_gt, top)
     if not s > 0.0:
         result[:m] = 0.0
@@ -402,12 +461,12 @@ def tea_fast_row(row, bits, m, k, inv_m, inv_k, za, zb, spread_bound, floor_abs,
 
 
 @batched_kernel(fastmath=FASTMATH)
-def tea_batch(rewards, k, za, zb, floor_abs, floor_rel, inv_beta, kappa_n, raw):
+def tea_batch(rewards, k, z, floor_abs, floor_rel, inv_beta, kappa_n, raw):
     """TEA (``raw``: the raw shaped reward) of every row of the C-contiguous ``rewards`` →
     ``(out, tied, status)`` as :func:`tailext._kernels.prefix_tea_batch` with the single
-    prefix ``(m,)``; ``k = ⌈βm⌉``; ``za``, ``zb``: standard-normal quantiles of the ranks
-    ``k + 2.5`` and ``k − 2.5`` from the top (the first counting thresholds,
-    ``mean + z·sd``)."""
+    prefix ``(m,)``; ``k = ⌈βm⌉``; ``z``: four increasing standard-normal quantiles, of
+    the ranks ``k + 4``, ``k + 1.5``, ``k − 1.5`` and ``k − 4`` from the top (the first
+    counting thresholds, ``mean + z·sd``)."""
     n_groups, m = rewards.shape
     out = np.empty((n_groups, m))
     tied = np.zeros(n_groups, dtype=np.bool_)
@@ -430,7 +489,7 @@ def tea_batch(rewards, k, za, zb, floor_abs, floor_rel, inv_beta, kappa_n, raw):
         for b in range(start, stop):
             row = rewards[b]
             result = out[b]
-            done, tied_b = tea_fast_row(row, bits[b], m, k, inv_m, inv_k, za, zb,
+            done, tied_b = tea_fast_row(row, bits[b], m, k, inv_m, inv_k, z,
                                         spread_bound, floor_abs, floor_rel, inv_beta,
                                         kappa_n, raw, cell, cell_bits, buf, result)
             if done:

@@ -23,12 +23,12 @@ def _both(rewards, beta=0.25, n_target=128, scale_floor=None, raw=False):
     rewards = np.ascontiguousarray(rewards, dtype=np.float64)
     m = rewards.shape[1]
     settings = tail_settings_iv(beta, n_target, scale_floor)
-    k, za, zb = _first_thresholds(m, settings.tail_fraction)
+    k, z = _first_thresholds(m, settings.tail_fraction)
     sizes, counts, weights = np.array([m]), np.array([k]), np.ones(1)
     framed = _kernels.prefix_tea_batch.serial(
         rewards, top_blocks(rewards, sizes, counts), sizes, counts, weights,
         settings.floor_abs, settings.floor_rel, settings.inv_beta, settings.kappa, raw)
-    own = tea_batch.serial(rewards, k, za, zb, settings.floor_abs, settings.floor_rel,
+    own = tea_batch.serial(rewards, k, z, settings.floor_abs, settings.floor_rel,
                            settings.inv_beta, settings.kappa, raw)
     return framed, own
 
@@ -120,8 +120,9 @@ def test_threshold_is_the_kth_largest(values, spread, negative_zero):
         h, d1, d2, n = kth_largest(row, row.view(np.int64), m, k, ta, tb, -1, -1, -100.0,
                                    100.0, cell, cell.view(np.int64), buf)
         assert h == want
-        if n >= 0:  # the tail sums, where the selection gives them: about a threshold
-            # between values, each term a sum of non-negative parts (a few roundings each)
-            assert n == (row > want).sum()
+        if n != -1:  # the tail sums, where the selection gives them: about a threshold
+            # near ĥ, at most a bit lost to cancellation (a few roundings per term)
             np.testing.assert_allclose([d1, d2], [above.sum(), (above ** 2).sum()],
-                                       rtol=8 * m * 2.0 ** -53)
+                                       rtol=16 * m * 2.0 ** -53)
+        if n >= 0:  # and the count where it gives it
+            assert n == (row > want).sum()
