@@ -43,16 +43,18 @@ strict otherwise, far beyond the sums' rounding of ~m·2^-52) or may be two leve
 general path's frame (:func:`strictly_between` cannot exclude it).
 
 Measured on ``[4096, 64]`` normal rewards, one thread, idle 2-core machine, median CPU
-time per call of interleaved runs: 0.75–0.84 ms, against 1.37 ms for the previous design
+time per call of interleaved runs: 0.72–0.81 ms, against 1.37 ms for the previous design
 (the candidates above rank ``k + 6`` compacted into a buffer — 98 ns per row — and counted
-over there — 111 ns: loops of ~22 values run scalar) and 0.29–0.35 ms for the fused
+over there — 111 ns: loops of ~22 values run scalar) and 0.29–0.34 ms for the fused
 one-pass GRPO-Z of benchmarks/bench_advantages.py. Per row, the passes cost 10–25 ns each
 (moments 14 ns, the four first counts 13 ns, a later count 9 ns, the last pass with the
 sums 18 ns, ψ and output ≈ 40 ns); the search's scalar steps between its passes (which
 bracket end moves, when to stop: data-dependent branches, a division, float/key
-conversions through memory) cost ≈ 50 ns per row — twice its 1.5 passes. Four first
-thresholds instead of two (``k ± 2.5``) made no difference on normal rewards (1–2 %, within
-the noise) and took 3–9 % off exponential, t₃ and uniform ones.
+conversions through memory) cost about as much as its 1.5 passes. Tried and measured
+slower or no faster: a steering pass before any test (so that the tests' outcome is
+predictable) with a last pass serving both bracket ends (8 % slower); float keys stored in
+an array by the first pass (3 %); four first thresholds instead of two (``k ± 2.5``) made
+no difference on normal rewards and took 3–9 % off exponential, t₃ and uniform ones.
 """
 
 from __future__ import annotations
@@ -152,26 +154,56 @@ def count_above(row, m, t):
 
 
 @njit(cache=True, inline="always")
-def largest_below(bits, m, hi):
-    """The largest order key ``< hi`` of the values whose bit patterns are ``bits[:m]``
-    (``_KEY_LOW`` if none)."""
-    best = _KEY_LOW
-    for i in range(m):
-        x = order_key(bits[i])
-        best = max(best, x if x < hi else _KEY_LOW)
-    return best
+def narrowed(t_lo, c_lo, t_hi, c_hi, k, ta, ca, tb, cb):
+    """The bracket ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}`` narrowed by the counts
+    ``ca``, ``cb`` at ``ta <= tb`` (so ``ca >= cb``) → ``(t_lo, c_lo, t_hi, c_hi)``. By
+    selects: which end moves is a coin toss per row, and a mispredicted branch costs about
+    15 cycles."""
+    low_b = (cb >= k) & (tb > t_lo)
+    low_a = (ca >= k) & (ta > t_lo) & (not low_b)
+    high_a = (ca < k) & (ta < t_hi)
+    high_b = (cb < k) & (tb < t_hi) & (not high_a)
+    return (tb if low_b else (ta if low_a else t_lo), cb if low_b else (ca if low_a else c_lo),
+            ta if high_a else (tb if high_b else t_hi), ca if high_a else (cb if high_b else c_hi))
 
 
 @njit(cache=True, inline="always")
-def largest_below_with_sums(row, bits, m, t, hi):
-    """:func:`largest_below` ``hi`` (the key of ``t``) with ``S₁ = Σ_{r >= t} (r − t)`` and
-    ``S₂ = Σ_{r >= t} (r − t)²`` from the same pass."""
-    best = _KEY_LOW
+def steering(t_lo, c_lo, t_hi, c_hi, k, low, high, bisect):
+    """The next two thresholds inside the bracket: ±0.35 of a mean spacing around where the
+    ``k``-th largest would be if the bracket's values were evenly spaced (``bisect``: both
+    at its middle, progress whatever the spacing); ``low``, ``high`` stand in for an
+    infinite end."""
+    inside = c_lo - c_hi
+    a = t_lo if t_lo > -np.inf else low
+    b = t_hi if t_hi < np.inf else high
+    if not a < b:  # the bounds are off (rounding): bisect what is known
+        a, b = (t_lo, t_hi) if t_lo > -np.inf and t_hi < np.inf else (a - 1.0, a + 1.0)
+    step = (b - a) / inside
+    if bisect:
+        middle = a + 0.5 * inside * step
+        return middle, middle
+    where = a + (inside - (k - c_hi) + 0.5) * step
+    ta = where - 0.35 * step
+    tb = where + 0.35 * step
+    return (ta if ta > a else a), (tb if tb < b else b)  # selects: numba's min and max
+    # branch on NaN
+
+
+@njit(cache=True, inline="always")
+def bracket_end(row, bits, m, t, key, from_top):
+    """The largest order key ``< key`` (``from_top``) or the smallest ``>= key`` of the
+    values whose bit patterns are ``bits[:m]`` (``key``: the key of ``t``), with ``S₁ =
+    Σ_{r >= t} (r − t)`` and ``S₂ = Σ_{r >= t} (r − t)²`` over ``row[:m]``, in one pass
+    (``from_top`` is the same for the whole loop: compiled as two loops)."""
+    best = _KEY_LOW if from_top else _KEY_HIGH
     first = 0.0
     second = 0.0
     for i in range(m):
         x = order_key(bits[i])
-        best = max(best, x if x < hi else _KEY_LOW)
+        if from_top:
+            best = max(best, x if x < key else _KEY_LOW)
+        else:
+            best = min(best, x if x >= key else _KEY_HIGH)
         d = row[i] - t
         e = d if d >= 0.0 else 0.0
         first += e
@@ -180,121 +212,71 @@ def largest_below_with_sums(row, bits, m, t, hi):
 
 
 @njit(cache=True, inline="always")
-def smallest_from(bits, m, lo):
-    """The smallest order key ``>= lo`` of the values whose bit patterns are ``bits[:m]``
-    (``_KEY_HIGH`` if none)."""
-    best = _KEY_HIGH
-    for i in range(m):
-        x = order_key(bits[i])
-        best = min(best, x if x >= lo else _KEY_HIGH)
-    return best
+def settled(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, cell, cell_bits):
+    """``(ĥ, D₁, D₂, n)`` as :func:`kth_largest` for a bracket whose answer is its largest
+    value (``k − c_hi = 1``) or its smallest (``k = c_lo``), from one pass
+    (:func:`bracket_end`).
+
+    From the top: the ``c_hi`` values above ``ĥ`` are those ``>= t_hi`` and ``r − ĥ = (r −
+    t_hi) + g``, ``g = t_hi − ĥ >= 0``: every term a sum of non-negative parts. From the
+    bottom: the ``k`` values ``>= t_lo`` are the tail and ``r − ĥ = (r − t_lo) − g``, ``g =
+    ĥ − t_lo >= 0``; with ``k g <= S₁'/4``, ``D₁ >= 3 S₁'/4`` and ``D₂ >= S₂' − 2g S₁' >=
+    S₂' − S₁'²/(2k) >= S₂'/2`` (Cauchy–Schwarz), so at most a bit is lost, and ``n`` is not
+    known (ties at ``ĥ``): -2; otherwise -1, no sums.
+    """
+    if k - c_hi == 1:
+        top, first, second = bracket_end(row, bits, m, t_hi, key_of(t_hi, cell, cell_bits),
+                                         True)
+        h = value_of(top, cell, cell_bits)
+        g = t_hi - h if c_hi > 0 else 0.0  # c_hi = 0 (k = 1): nothing above, t_hi may be inf
+        return h, first + c_hi * g, second + (2.0 * g) * first + c_hi * (g * g), c_hi
+    bottom, first, second = bracket_end(row, bits, m, t_lo, key_of(t_lo, cell, cell_bits),
+                                        False)
+    h = value_of(bottom, cell, cell_bits)
+    g = h - t_lo
+    if t_lo > -np.inf and k * g <= 0.25 * first:
+        return h, first - k * g, second - (2.0 * g) * first + k * (g * g), -2
+    return h, 0.0, 0.0, -1
 
 
 @njit(cache=True, inline="always")
-def smallest_from_with_sums(row, bits, m, t, lo):
-    """:func:`smallest_from` ``lo`` (the key of ``t``) with ``S₁ = Σ_{r >= t} (r − t)`` and
-    ``S₂ = Σ_{r >= t} (r − t)²`` from the same pass."""
-    best = _KEY_HIGH
-    first = 0.0
-    second = 0.0
-    for i in range(m):
-        x = order_key(bits[i])
-        best = min(best, x if x >= lo else _KEY_HIGH)
-        d = row[i] - t
-        e = d if d >= 0.0 else 0.0
-        first += e
-        second += e * e
-    return best, first, second
-
-
-@njit(cache=True, inline="always")
-def kth_largest(row, bits, m, k, ta, tb, ca, cb, low, high, cell, cell_bits, buf):
+def kth_largest(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, low, high, cell, cell_bits, buf):
     """The ``k``-th largest value ``ĥ`` of ``row[:m]`` (finite values; ``bits``: its int64
-    view), exactly → ``(ĥ, D₁, D₂, n)``: where the pass that finds ``ĥ`` also gives them,
-    ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²`` and ``n = #{r > ĥ}``; ``n = -2`` where it
-    gives the sums but not the count, ``n = -1`` where it gives neither.
+    view), exactly, from the bracket ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}``
+    (``-inf``, ``m`` and ``+inf``, 0 where nothing is known) → ``(ĥ, D₁, D₂, n)``: where
+    the pass that finds ``ĥ`` also gives them, ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²``
+    and ``n = #{r > ĥ}``; ``n = -2`` where it gives the sums but not the count, ``n = -1``
+    where it gives neither.
 
-    Keeps a bracket: ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}`` (initially ``-inf``
-    and ``+inf``: counts ``m`` and 0), so the answer is the ``j``-th largest of the ``w =
-    c_lo − c_hi`` values in ``[t_lo, t_hi)``, ``j = k − c_hi``. Each pass counts at two
-    thresholds (first ``ta``, ``tb`` with their counts ``ca``, ``cb`` given, e.g. the
-    bracket of :func:`first_bracket`; then ±0.35 of a mean spacing around where the answer would be if the bracket's
-    values were evenly spaced, ``low``, ``high`` standing in for an infinite end). Once the
-    answer is the bracket's largest value (``j = 1``) or its smallest (``j = w``), one pass
-    finds it as an order key (:func:`largest_below`, :func:`smallest_from`: vectorized,
-    unlike float maxima). When a pass does not shrink the bracket, the next one bisects it;
-    after two such passes it holds tied values: its smallest value ``a`` is the answer if
-    fewer than ``k`` values exceed it, else the bracket starts above ``a``. After
-    ``_MAX_PASSES`` passes the bracket's values are selected by quickselect (``buf``: scratch
-    of length ``m``). Only counts decide; the thresholds merely steer. ``cell``,
+    The answer is the ``j``-th largest of the ``w = c_lo − c_hi`` values in ``[t_lo,
+    t_hi)``, ``j = k − c_hi``. Once it is the bracket's largest value (``j = 1``) or its
+    smallest (``j = w``), one pass settles it (:func:`settled`, on order keys: vectorized,
+    unlike float maxima); until then each pass counts at two thresholds
+    (:func:`steering`) and narrows the bracket (:func:`narrowed`). When a pass does not
+    narrow it, the next one bisects it; after two such passes it holds tied values: its
+    smallest value ``a`` is the answer if fewer than ``k`` values exceed it, else the
+    bracket starts above ``a``. After ``_MAX_PASSES`` passes the bracket's values are
+    selected by quickselect (``buf``: scratch of length ``m``). Only counts decide; the
+    thresholds merely steer (``low``, ``high`` stand in for an infinite end). ``cell``,
     ``cell_bits``: see :func:`key_of`.
     """
-    t_lo, c_lo = -np.inf, m
-    t_hi, c_hi = np.inf, 0
-    inside = m
     stalled = 0
     for _ in range(_MAX_PASSES):
-        if ca < 0:  # the first counts may come with the thresholds
-            ca, cb = count_two(row, m, ta, tb)
-        # the bracket's ends from the counts at ta <= tb (so ca >= cb), by selects: which
-        # end moves is a coin toss per row, and a mispredicted branch costs ~15 cycles
-        low_b = (cb >= k) & (tb > t_lo)
-        low_a = (ca >= k) & (ta > t_lo) & (not low_b)
-        high_a = (ca < k) & (ta < t_hi)
-        high_b = (cb < k) & (tb < t_hi) & (not high_a)
-        t_lo = tb if low_b else (ta if low_a else t_lo)
-        c_lo = cb if low_b else (ca if low_a else c_lo)
-        t_hi = ta if high_a else (tb if high_b else t_hi)
-        c_hi = ca if high_a else (cb if high_b else c_hi)
-        if k - c_hi == 1:  # the answer is the bracket's largest value
-            if c_hi == 0:  # k = 1: the maximum, nothing above it
-                top = largest_below(bits, m, _KEY_HIGH)
-                return value_of(top, cell, cell_bits), 0.0, 0.0, 0
-            key, first, second = largest_below_with_sums(row, bits, m, t_hi,
-                                                         key_of(t_hi, cell, cell_bits))
-            h = value_of(key, cell, cell_bits)
-            # the c_hi values above ĥ are those >= t_hi: (r − ĥ) = (r − t_hi) + g, g >= 0,
-            # so every term is a sum of non-negative parts, rounded relative to itself
-            g = t_hi - h
-            return (h, first + c_hi * g, second + (2.0 * g) * first + c_hi * (g * g), c_hi)
-        if k - c_hi == c_lo - c_hi:  # ... its smallest: the k values >= t_lo are the tail
-            if t_lo == -np.inf:  # (k = m)
-                return (value_of(smallest_from(bits, m, _KEY_LOW), cell, cell_bits), 0.0,
-                        0.0, -1)
-            key, first, second = smallest_from_with_sums(row, bits, m, t_lo,
-                                                         key_of(t_lo, cell, cell_bits))
-            h = value_of(key, cell, cell_bits)
-            # (r − ĥ) = (r − t_lo) − g, g >= 0: with k g <= S₁/4, D₁ >= 3 S₁/4 and D₂ >=
-            # S₂ − 2g S₁ >= S₂ − S₁²/(2k) >= S₂/2 (Cauchy–Schwarz), so at most a bit is
-            # lost; #{r > ĥ} is not known (ties at ĥ): -2
-            g = h - t_lo
-            if k * g <= 0.25 * first:
-                return (h, first - k * g, second - (2.0 * g) * first + k * (g * g), -2)
-            return h, 0.0, 0.0, -1
+        if k - c_hi == 1 or k == c_lo:
+            return settled(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, cell, cell_bits)
+        inside = c_lo - c_hi
+        ta, tb = steering(t_lo, c_lo, t_hi, c_hi, k, low, high, stalled > 0)
+        ca, cb = count_two(row, m, ta, tb)
+        t_lo, c_lo, t_hi, c_hi = narrowed(t_lo, c_lo, t_hi, c_hi, k, ta, ca, tb, cb)
         stalled = stalled + 1 if c_lo - c_hi >= inside else 0
         if stalled == 2:  # twice no progress: the bracket holds tied values
             stalled = 0
-            a = value_of(smallest_from(bits, m, key_of(t_lo, cell, cell_bits)), cell,
-                         cell_bits)
+            a = value_of(bracket_end(row, bits, m, t_lo, key_of(t_lo, cell, cell_bits),
+                                     False)[0], cell, cell_bits)
             above = count_above(row, m, a)
             if above < k:
                 return a, 0.0, 0.0, -1
             t_lo, c_lo = np.nextafter(a, np.inf), above
-        inside = c_lo - c_hi
-        ca = -1
-        a = t_lo if t_lo > -np.inf else low
-        b = t_hi if t_hi < np.inf else high
-        if not a < b:  # the bounds are off (rounding): bisect what is known
-            a, b = (t_lo, t_hi) if t_lo > -np.inf and t_hi < np.inf else (a - 1.0, a + 1.0)
-        step = (b - a) / inside
-        if stalled:  # bisect the bracket: progress whatever the spacing of its values
-            ta = tb = a + 0.5 * inside * step
-        else:  # around where the k-th largest would be if the values were evenly spaced
-            where = a + (inside - (k - c_hi) + 0.5) * step
-            ta = where - 0.35 * step
-            tb = where + 0.35 * step
-            ta = ta if ta > a else a  # selects: numba's min and max branch on NaN
-            tb = tb if tb < b else b
     n = 0
     for i in range(m):  # the bracket's values, then the (k − c_hi)-th largest of them
         v = row[i]
@@ -382,9 +364,10 @@ def tea_fast_row(row, bits, m, k, inv_m, inv_k, z, spread_bound, floor_abs, floo
     t_lo, c_lo, t_hi, c_hi, top_key = first_bracket(
         row, bits, m, k, centre + z[0] * sd, centre + z[1] * sd, centre + z[2] * sd,
         centre + z[3] * sd)
-    h, d1, d2, n_gt = kth_largest(row, bits, m, k, t_lo, t_hi, c_lo, c_hi,
-                                  centre - spread_bound * sd, centre + spread_bound * sd,
-                                  cell, cell_bits, buf)
+    low = centre - spread_bound * sd
+    high = centre + spread_bound * sd
+    h, d1, d2, n_gt = kth_largest(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, low, high, cell,
+                                  cell_bits, buf)
     if n_gt == -1:  # the selection's last pass did not give the tail sums
         d1 = 0.0
         d2 = 0.0

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tailext import _kernels
-from tailext._tea_kernel import kth_largest, tea_batch
+from tailext._tea_kernel import kth_largest, narrowed, tea_batch
 from tailext.estimators import tail_settings_iv, top_blocks
 from tailext.prefix import tail_count
 from tailext.rules.tea import _first_thresholds
@@ -117,8 +117,10 @@ def test_threshold_is_the_kth_largest(values, spread, negative_zero):
     want = np.sort(row)[m - k]
     above = np.maximum(row - want, 0.0)
     for ta, tb in [(-10.0, 10.0), (0.0, 0.0), (5.0, 6.0), (-0.5, 0.25)]:
-        h, d1, d2, n = kth_largest(row, row.view(np.int64), m, k, ta, tb, -1, -1, -100.0,
-                                   100.0, cell, cell.view(np.int64), buf)
+        bracket = narrowed(-np.inf, m, np.inf, 0, k, ta, (row >= ta).sum(), tb,
+                           (row >= tb).sum())
+        h, d1, d2, n = kth_largest(row, row.view(np.int64), m, k, *bracket, -100.0, 100.0,
+                                   cell, cell.view(np.int64), buf)
         assert h == want
         if n != -1:  # the tail sums, where the selection gives them: about a threshold
             # near ĥ, at most a bit lost to cancellation (a few roundings per term)
