@@ -163,8 +163,9 @@ def narrowed(t_lo, c_lo, t_hi, c_hi, k, ta, ca, tb, cb):
     low_a = (ca >= k) & (ta > t_lo) & (not low_b)
     high_a = (ca < k) & (ta < t_hi)
     high_b = (cb < k) & (tb < t_hi) & (not high_a)
-    return (tb if low_b else (ta if low_a else t_lo), cb if low_b else (ca if low_a else c_lo),
-            ta if high_a else (tb if high_b else t_hi), ca if high_a else (cb if high_b else c_hi))
+    t_lo, c_lo = (tb, cb) if low_b else ((ta, ca) if low_a else (t_lo, c_lo))
+    t_hi, c_hi = (ta, ca) if high_a else ((tb, cb) if high_b else (t_hi, c_hi))
+    return t_lo, c_lo, t_hi, c_hi
 
 
 @njit(cache=True, inline="always")
@@ -185,8 +186,8 @@ def steering(t_lo, c_lo, t_hi, c_hi, k, low, high, bisect):
     where = a + (inside - (k - c_hi) + 0.5) * step
     ta = where - 0.35 * step
     tb = where + 0.35 * step
-    return (ta if ta > a else a), (tb if tb < b else b)  # selects: numba's min and max
-    # branch on NaN
+    # selects, clamped to the bracket: numba's min and max branch on NaN
+    return (ta if ta > a else a), (tb if tb < b else b)
 
 
 @njit(cache=True, inline="always")
@@ -294,10 +295,7 @@ def all_equal_above(row, m, h):
     for i in range(m):
         v = row[i]
         a = v if (v > h) & (v < a) else a
-    c = 0
-    for i in range(m):
-        c += row[i] > a
-    return c == 0
+    return count_above(row, m, a) == 0
 
 
 @njit(cache=True, inline="always")
@@ -342,8 +340,8 @@ def tea_fast_row(row, bits, m, k, inv_m, inv_k, z, spread_bound, floor_abs, floo
     """TEA (``raw``: ψ) of one row in its own units → ``(done, tied)``; ``done`` is False
     where the row needs the general path (see the module docstring). ``bits``: the row's
     int64 view; ``inv_m``, ``inv_k``: ``1/m``, ``1/k`` (divisions lie on each row's
-    critical path); ``z``: see :func:`tea_batch`; ``buf``: scratch of length ``m``; ``cell``, ``cell_bits``: see
-    :func:`key_of`."""
+    critical path); ``z``: see :func:`tea_batch`; ``buf``: scratch of length ``m``;
+    ``cell``, ``cell_bits``: see :func:`key_of`."""
     origin = row[0]
     if m >= 4:
         origin = 0.25 * ((row[0] + row[1]) + (row[2] + row[3]))
