@@ -467,19 +467,24 @@ def tea_batch(rewards, k, z, floor_abs, floor_rel, inv_beta, kappa_n, raw):
         x = np.empty(m)
         top = np.empty(k)
         start, stop = chunk_bounds(chunk, n_chunks, n_groups)
+        general = 0
         for b in range(start, stop):
-            row = rewards[b]
-            result = out[b]
-            done, tied_b = tea_fast_row(row, bits[b], m, k, inv_m, inv_k, z,
-                                        spread_bound, floor_abs, floor_rel, inv_beta,
-                                        kappa_n, raw, cell, cell_bits, buf, result)
-            if done:
-                tied[b] = tied_b
-                continue
-            for i in range(m):  # the general path takes the top values, any order
-                buf[i] = row[i]
-            select_top(buf, m, k)
-            tied[b], status[b] = prefix_row(row, m, buf[m - k:], sizes, counts, weights,
-                                            floor_abs, floor_rel, inv_beta, kappa_n, raw,
-                                            x, top, result)
+            done, tied[b] = tea_fast_row(rewards[b], bits[b], m, k, inv_m, inv_k, z,
+                                         spread_bound, floor_abs, floor_rel, inv_beta,
+                                         kappa_n, raw, cell, cell_bits, buf, out[b])
+            status[b] = not done  # for now: "needs the general path"
+            general += not done
+        # The general path in a loop of its own: inside the fast loop its code made the
+        # fast path 3–7 % slower, though no row took it.
+        if general == 0:
+            continue
+        for b in range(start, stop):
+            if status[b]:
+                row = rewards[b]
+                for i in range(m):  # the general path takes the top values, any order
+                    buf[i] = row[i]
+                select_top(buf, m, k)
+                tied[b], status[b] = prefix_row(row, m, buf[m - k:], sizes, counts,
+                                                weights, floor_abs, floor_rel, inv_beta,
+                                                kappa_n, raw, x, top, out[b])
     return out, tied, status
