@@ -43,10 +43,12 @@ strict otherwise, far beyond the sums' rounding of ~m·2^-52) or may be two leve
 general path's frame (:func:`strictly_between` cannot exclude it).
 
 Measured on ``[4096, 64]`` normal rewards, one thread, idle 2-core machine, median CPU
-time per call of interleaved runs: 0.72–0.81 ms, against 1.37 ms for the previous design
+time per call of interleaved runs: 0.64–0.69 ms, against 1.37 ms for the previous design
 (the candidates above rank ``k + 6`` compacted into a buffer — 98 ns per row — and counted
-over there — 111 ns: loops of ~22 values run scalar) and 0.29–0.34 ms for the fused
-one-pass GRPO-Z of benchmarks/bench_advantages.py. Per row, the passes cost 10–25 ns each
+over there — 111 ns: loops of ~22 values run scalar) and 0.28–0.29 ms for the fused
+one-pass GRPO-Z of benchmarks/bench_advantages.py (2.3–2.4×). Interleaved with other
+work the ratio moves with the allocator and cache state: 2.4 beside numpy GRPO-Z and torch
+calls, 2.6–2.8 in the benchmark report. Per row, the passes cost 10–25 ns each
 (moments 14 ns, the four first counts 13 ns, a later count 9 ns, the last pass with the
 sums 18 ns, ψ and output ≈ 40 ns); the search's scalar steps between its passes (which
 bracket end moves, when to stop: data-dependent branches, a division, float/key
