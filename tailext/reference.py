@@ -68,15 +68,23 @@ def tail_vector(rewards, tail_fraction, scale_floor=None):
     k = tail_count(m, tail_fraction)
     top = np.sort(rewards, axis=1)[:, m - k:]  # the k largest values, ascending
     threshold = top[:, 0]
-    # Means are taken of deviations from a data value (the threshold; the first reward) so
-    # that rounding scales with the spread of the rewards, not with their offset.
-    mean = threshold + (top - threshold[:, None]).mean(axis=1)
-    raw_scale = np.sqrt(((top - mean[:, None]) ** 2).mean(axis=1))
+    # Means and sds are taken of deviations from a data value (the threshold; the first
+    # reward) so that rounding scales with the spread of the rewards, not with their
+    # offset: the mean itself need not be representable at the offset (rewards within a
+    # few ulps of 1 have a mean between two doubles there, and a sd about either one is
+    # off by a factor up to √(5/4)).
+    top_deviation = top - threshold[:, None]
+    mean = threshold + top_deviation.mean(axis=1)
+    raw_scale = _population_sd(top_deviation)
     absolute, relative = _floor_parameters(tail_fraction, scale_floor)
-    origin = rewards[:, :1]
-    group_mean = origin + (rewards - origin).mean(axis=1, keepdims=True)
-    floor = absolute + relative * np.sqrt(((rewards - group_mean) ** 2).mean(axis=1))
+    floor = absolute + relative * _population_sd(rewards - rewards[:, :1])
     return threshold, mean, np.maximum(raw_scale, floor)
+
+
+def _population_sd(deviations):
+    """Population sd of each row of ``deviations`` (from a data value of the row)."""
+    centred = deviations - deviations.mean(axis=1, keepdims=True)
+    return np.sqrt((centred ** 2).mean(axis=1))
 
 
 def shaped_reward(rewards, threshold, mean, scale, tail_fraction, n_target):

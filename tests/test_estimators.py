@@ -44,23 +44,9 @@ prefix_problems = tail_problems(batch_size=(1, 4), group_size=(40, 200), n_prefi
                                 tail_fraction=(0.1, 0.5))
 
 
-def _framed(rewards, anchor_size=None):
-    """Each row in its frame, ``(x[B, m], e[B])``: ``x = (r − max r)·2^-e`` (see
-    tailext.reference.unit_frame); with ``anchor_size``, ``x = (r − max r[:anchor_size])·2^-e``
-    with the same ``e``.
-
-    A cross-fit's tail is fitted on the first half alone: shifted by the whole row's
-    maximum, a first half whose spread is a few units in the last place of that maximum
-    loses its mean to rounding in the frame (``[-2.2e-16, 0, 0, 0, 0 | 1, 0, …]``: shifted
-    by 1, the half's mean rounds to -1 and its sd comes out √(5/4) too large), which no
-    implementation working on the rewards suffers; shifted by a value of the half, its
-    differences are exact (Sterbenz) or rounded relative to themselves."""
-    pairs = []
-    for row in np.asarray(rewards, dtype=np.float64):
-        x, e = unit_frame(row)
-        if anchor_size is not None:
-            x, e = unit_frame(row, anchor=row[:anchor_size].max(), at_least=e)
-        pairs.append((x, e))
+def _framed(rewards):
+    """Each row in its frame, ``(x[B, m], e[B])``: ``x = (r − max r)·2^-e`` (see tailext.reference.unit_frame)."""
+    pairs = [unit_frame(row) for row in np.asarray(rewards, dtype=np.float64)]
     return np.array([x for x, _ in pairs]), [e for _, e in pairs]
 
 
@@ -135,11 +121,10 @@ def test_prefix_tea_matches_reference(problem, plan_shape, floor):
                       size=np.abs(terms).max(axis=1))
 
 
-def _gradient_rows(function, rewards, scores, floor, anchor_size=None):
+def _gradient_rows(function, rewards, scores, floor):
     """``function(x[1, m], scores[1, m, d], floor) -> (value[1, d], bound[1, d])`` per row in
-    the row's frame (:func:`_framed`), both scaled back (ψ is shift-invariant and
-    scale-equivariant)."""
-    x, e = _framed(rewards, anchor_size)
+    the row's frame, both scaled back (ψ is scale-equivariant)."""
+    x, e = _framed(rewards)
     values, bounds = [], []
     for b in range(len(x)):
         value, bound = function(x[b:b + 1], scores[b:b + 1], _floor(floor, e[b]))
@@ -150,10 +135,13 @@ def _gradient_rows(function, rewards, scores, floor, anchor_size=None):
 
 @given(rewards_and_scores(batch_size=(1, 5), group_size=(10, 96), tail_fraction=0.25),
        floors)
-# The fitted half spans one unit in the last place of the evaluated half's maximum: in the
-# whole row's frame its sd came out √(5/4) too large (see _framed).
+# Cross-fits whose fitted half spans a few ulps of the row's maximum, the frame both halves
+# share (found by hypothesis): the half's mean lies between two doubles there (the
+# reference's sd was √(5/4) too large), or the half is constant there (ψ ≡ 0).
 @example((np.array([[-2.0 ** -52, 0, 0, 0, 0, 1, 0, 0, 0, 0]]),
           np.linspace(-1.0, 1.0, 20).reshape(1, 10, 2)), None)
+@example((np.array([[3.36301151e-105, 0, 0, 0, 0, 1, 0, 0, 0, 0]]),
+          np.linspace(-1.0, 1.0, 10).reshape(1, 10, 1)), None)
 def test_gradients_match_reference(pair, floor):
     r, scores = pair
     beta, n = 0.25, 64
@@ -179,7 +167,7 @@ def test_gradients_match_reference(pair, floor):
     got = tailext.crossfit_gradient(r[:, :half], r[:, half:2 * half],
                                     scores[:, half:2 * half], tail_fraction=beta,
                                     n_target=n, scale_floor=floor)
-    want, bound = _gradient_rows(crossfit, r, scores, floor, anchor_size=half)
+    want, bound = _gradient_rows(crossfit, r, scores, floor)
     assert np.all(np.abs(got - want) <= 2 * RTOL * bound + 1e-300)
 
 
@@ -373,4 +361,3 @@ def test_prefix_tea_symmetric_is_average_of_directions():
     backward = tailext.prefix_tea_gradient(swapped, swapped_s, symmetric=False)
     np.testing.assert_allclose(tailext.prefix_tea_gradient(r, s), 0.5 * (forward + backward),
                                rtol=1e-12, atol=1e-15)
-
