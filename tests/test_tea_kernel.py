@@ -1,6 +1,7 @@
 """TEA's own kernel (tailext._tea_kernel) against the framed prefix kernel, row patterns that
-steer its selection onto every path: the counting search, tied brackets, the whole row as
-candidates, the quickselect fallback and the general (framed) path.
+steer its selection onto every path: the counting search settled from either end of its
+bracket, tied brackets, the quickselect fallback (one outlier, skewed rows) and the general
+(framed) path.
 
 Agreement: ≤ 1e-12 of spread/β per entry (the tolerance of tests/test_estimators.py: ψ's
 bracket cancels near its zero, so rounding is relative to the linear term), tied-tail flags
@@ -50,7 +51,7 @@ PATTERNS = {
     "few levels": rng.integers(0, 4, size=(64, 33)).astype(float),
     "ties at the threshold": np.repeat(rng.normal(size=(64, 8)), 4, axis=1),
     "one outlier": np.column_stack([rng.normal(size=(64, 40)), np.full(64, 1e6)]),
-    "skewed (whole row as candidates)": rng.exponential(size=(64, 64)) ** 6,
+    "skewed": rng.exponential(size=(64, 64)) ** 6,
     "near ties": 1.0 + rng.integers(0, 3, size=(64, 64)) * 2.0 ** -50,
     "offset": 1e9 + rng.normal(size=(64, 64)),
     "tiny spread": 1e-200 * rng.normal(size=(64, 64)),
