@@ -14,7 +14,8 @@ to the row's spread at any offset. Every other row (non-finite, constant, extrem
 magnitudes, or an output beyond float64) takes the general path, framed by its range
 (:func:`tailext._kernels.prefix_row`, its top values found by quickselect).
 
-Fast path, per row (``k = ⌈βm⌉``), every pass over the whole row and vectorized:
+Fast path, per row (``k = ⌈βm⌉``; steps 1 and 2 for a block of rows at a time), every pass
+over the whole row and vectorized:
 
 1. ``Σd``, ``Σd²`` → the row's mean and population sd (the relative floor's sd, kept when
    the origin is within √3 sd of the mean, so the one-pass variance loses at most 2 bits;
@@ -42,21 +43,36 @@ the values above ``ĥ`` may all be equal (``n D₂ − D₁² <= 1e-9 D₁²``; 
 strict otherwise, far beyond the sums' rounding of ~m·2^-52) or may be two levels in the
 general path's frame (:func:`strictly_between` cannot exclude it).
 
-Measured on ``[4096, 64]`` normal rewards, one thread, idle 2-core machine, median CPU
-time per call of interleaved runs: 0.64–0.69 ms, against 1.37 ms for the previous design
-(the candidates above rank ``k + 6`` compacted into a buffer — 98 ns per row — and counted
-over there — 111 ns: loops of ~22 values run scalar) and 0.28–0.29 ms for the fused
-one-pass GRPO-Z of benchmarks/bench_advantages.py (2.3–2.4×). Interleaved with other
-work the ratio moves with the allocator and cache state: 2.4 beside numpy GRPO-Z and torch
-calls, 2.6–2.8 in the benchmark report. Per row, the passes cost 10–25 ns each
-(moments 14 ns, the four first counts 13 ns, a later count 9 ns, the last pass with the
-sums 18 ns, ψ and output ≈ 40 ns); the search's scalar steps between its passes (which
-bracket end moves, when to stop: data-dependent branches, a division, float/key
-conversions through memory) cost about as much as its 1.5 passes. Tried and measured
-slower or no faster: a steering pass before any test (so that the tests' outcome is
-predictable) with a last pass serving both bracket ends (8 % slower); float keys stored in
-an array by the first pass (3 %); four first thresholds instead of two (``k ± 2.5``) made
-no difference on normal rewards and took 3–9 % off exponential, t₃ and uniform ones.
+Two habits of numba decide the speed more than the passes do (measured on ``[4096, 64]``
+normal rewards, one thread, median CPU time of interleaved calls, same run):
+
+- Every array handed to an ``inline="always"`` function is a new reference: numba
+  increments and decrements its count around the inlined body with calls into its runtime
+  (atomic, and every vector register is spilled around them), and its pruning pass leaves
+  them where the body has loops and branches. The previous version passed six arrays per
+  row (the row, its int64 view, the output, the scratch buffer, a one-element cell and its
+  view, for float ↔ key conversions through memory): twelve calls per row. Bit casts
+  (:func:`float_bits`, :func:`bits_float`) and a buffer allocated only where quickselect
+  needs it leave the row and the output: 166 → 149 ns per row.
+- A row's steps form one chain of dependent reductions, square roots and divisions; the
+  processor overlaps rows only where independent work lies close together in the
+  instruction stream. Steps 1 and 2 therefore run for a block of 16 rows at a time
+  (:func:`block_brackets`, indexing the batch directly): 149 → 136 ns per row (8 or 32
+  rows: the same within 1 %). Blocking the selection's passes as well was slower (its
+  per-row state and branches cost more than the overlap gained).
+
+Together 0.69 ms → 0.56 ms per call, 2.4× → 1.95× the fused one-pass GRPO-Z of
+benchmarks/bench_advantages.py (exponential rewards: 189 → 159 ns per row). The design
+before this one compacted the candidates above rank ``k + 6`` into a buffer (98 ns per
+row) and counted there (111 ns: loops of ~22 values run scalar): 1.37 ms. On this
+processor (512-bit vectors, executed as two halves) a counting threshold costs ≈ 2.5 ns
+per row (compare, mask to vector, subtract), the four first counts with the largest key
+20–28 ns, a settling pass 20–24 ns, ψ and output ≈ 20 ns. Tried and measured slower or no
+faster: a steering pass before any test (so that the tests' outcome is predictable) with
+a last pass serving both bracket ends (8 % slower); float keys stored in an array by the
+first pass (3 %); helpers as ordinary (not inlined) functions (50 % slower); four first
+thresholds instead of two (``k ± 2.5``) made no difference on normal rewards and took
+3–9 % off exponential, t₃ and uniform ones.
 """
 
 from __future__ import annotations
@@ -64,7 +80,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from ._kernels import (FASTMATH, _DOUBLE_MAX, chunk_bounds, chunk_count, prefix_row,
                        sd_about, select_top)
@@ -74,6 +92,8 @@ from ._parallel import batched_kernel
 _SQUARES_LOW, _SQUARES_HIGH = 2.0 ** -600, 2.0 ** 600
 #: Counting passes before :func:`kth_largest` selects the bracket's values by quickselect.
 _MAX_PASSES = 8
+#: Rows whose first two steps run together (:func:`tea_batch`).
+_BLOCK_ROWS = 16
 #: The order keys' ends: every finite reward's key lies strictly between them.
 _KEY_LOW, _KEY_HIGH = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
@@ -89,25 +109,39 @@ def order_key(bits):
     return (bits ^ (sign & 0x7FFFFFFFFFFFFFFF)) - sign
 
 
-@njit(cache=True, inline="always")
-def key_of(value, cell, cell_bits):
-    """The order key of the float ``value`` (``cell``: float64 scratch of length 1,
-    ``cell_bits`` its int64 view)."""
-    cell[0] = value
-    return order_key(cell_bits[0])
+@intrinsic
+def float_bits(typingctx, value):
+    """The bit pattern of the float64 ``value`` as an int64 (an LLVM bitcast: no memory
+    round trip, and vectorized inside loops)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def bits_float(typingctx, bits):
+    """The float64 whose bit pattern is the int64 ``bits`` (inverse of :func:`float_bits`)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
 
 
 @njit(cache=True, inline="always")
-def value_of(key, cell, cell_bits):
+def key_of(value):
+    """The order key of the float ``value`` (see :func:`order_key`)."""
+    return order_key(float_bits(value))
+
+
+@njit(cache=True, inline="always")
+def value_of(key):
     """The float whose order key is ``key`` (``+0.0`` for key 0; see :func:`key_of`)."""
     sign = key >> 63
-    cell_bits[0] = (key + sign) ^ (sign & 0x7FFFFFFFFFFFFFFF)
-    return cell[0]
+    return bits_float((key + sign) ^ (sign & 0x7FFFFFFFFFFFFFFF))
 
 
 @njit(cache=True, inline="always")
-def first_bracket(row, bits, m, k, t1, t2, t3, t4):
-    """One vectorized pass over ``row[:m]`` (``bits``: its int64 view) counting at
+def first_bracket(row, m, k, t1, t2, t3, t4):
+    """One vectorized pass over ``row[:m]`` counting at
     ``t1 <= t2 <= t3 <= t4`` → ``(t_lo, c_lo, t_hi, c_hi, the largest key)``: the largest
     threshold with at least ``k`` rewards at or above it and its count (``-inf``, ``m`` if
     none), the smallest with fewer (``+inf``, 0 if none)."""
@@ -122,7 +156,7 @@ def first_bracket(row, bits, m, k, t1, t2, t3, t4):
         c2 += v >= t2
         c3 += v >= t3
         c4 += v >= t4
-        top = max(top, order_key(bits[i]))
+        top = max(top, key_of(v))
     t_lo, c_lo = -np.inf, m
     t_hi, c_hi = np.inf, 0
     for t, c in ((t1, c1), (t2, c2), (t3, c3), (t4, c4)):  # unrolled; counts fall
@@ -193,16 +227,16 @@ def steering(t_lo, c_lo, t_hi, c_hi, k, low, high, bisect):
 
 
 @njit(cache=True, inline="always")
-def bracket_end(row, bits, m, t, key, from_top):
+def bracket_end(row, m, t, key, from_top):
     """The largest order key ``< key`` (``from_top``) or the smallest ``>= key`` of the
-    values whose bit patterns are ``bits[:m]`` (``key``: the key of ``t``), with ``S₁ =
+    values ``row[:m]`` (``key``: the key of ``t``), with ``S₁ =
     Σ_{r >= t} (r − t)`` and ``S₂ = Σ_{r >= t} (r − t)²`` over ``row[:m]``, in one pass
     (``from_top`` is the same for the whole loop: compiled as two loops)."""
     best = _KEY_LOW if from_top else _KEY_HIGH
     first = 0.0
     second = 0.0
     for i in range(m):
-        x = order_key(bits[i])
+        x = key_of(row[i])
         if from_top:
             best = max(best, x if x < key else _KEY_LOW)
         else:
@@ -215,7 +249,7 @@ def bracket_end(row, bits, m, t, key, from_top):
 
 
 @njit(cache=True, inline="always")
-def settled(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, cell, cell_bits):
+def settled(row, m, k, t_lo, c_lo, t_hi, c_hi):
     """``(ĥ, D₁, D₂, n)`` as :func:`kth_largest` for a bracket whose answer is its largest
     value (``k − c_hi = 1``) or its smallest (``k = c_lo``), from one pass
     (:func:`bracket_end`).
@@ -228,14 +262,12 @@ def settled(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, cell, cell_bits):
     known (ties at ``ĥ``): -2; otherwise -1, no sums.
     """
     if k - c_hi == 1:
-        top, first, second = bracket_end(row, bits, m, t_hi, key_of(t_hi, cell, cell_bits),
-                                         True)
-        h = value_of(top, cell, cell_bits)
+        top, first, second = bracket_end(row, m, t_hi, key_of(t_hi), True)
+        h = value_of(top)
         g = t_hi - h if c_hi > 0 else 0.0  # c_hi = 0 (k = 1): nothing above, t_hi may be inf
         return h, first + c_hi * g, second + (2.0 * g) * first + c_hi * (g * g), c_hi
-    bottom, first, second = bracket_end(row, bits, m, t_lo, key_of(t_lo, cell, cell_bits),
-                                        False)
-    h = value_of(bottom, cell, cell_bits)
+    bottom, first, second = bracket_end(row, m, t_lo, key_of(t_lo), False)
+    h = value_of(bottom)
     g = h - t_lo
     if t_lo > -np.inf and k * g <= 0.25 * first:
         return h, first - k * g, second - (2.0 * g) * first + k * (g * g), -2
@@ -243,9 +275,8 @@ def settled(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, cell, cell_bits):
 
 
 @njit(cache=True, inline="always")
-def kth_largest(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, low, high, cell, cell_bits, buf):
-    """The ``k``-th largest value ``ĥ`` of ``row[:m]`` (finite values; ``bits``: its int64
-    view), exactly, from the bracket ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}``
+def kth_largest(row, m, k, t_lo, c_lo, t_hi, c_hi, low, high):
+    """The ``k``-th largest value ``ĥ`` of ``row[:m]`` (finite values), exactly, from the bracket ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}``
     (``-inf``, ``m`` and ``+inf``, 0 where nothing is known) → ``(ĥ, D₁, D₂, n)``: where
     the pass that finds ``ĥ`` also gives them, ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²``
     and ``n = #{r > ĥ}``; ``n = -2`` where it gives the sums but not the count, ``n = -1``
@@ -259,14 +290,13 @@ def kth_largest(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, low, high, cell, cell_b
     narrow it, the next one bisects it; after two such passes it holds tied values: its
     smallest value ``a`` is the answer if fewer than ``k`` values exceed it, else the
     bracket starts above ``a``. After ``_MAX_PASSES`` passes the bracket's values are
-    selected by quickselect (``buf``: scratch of length ``m``). Only counts decide; the
-    thresholds merely steer (``low``, ``high`` stand in for an infinite end). ``cell``,
-    ``cell_bits``: see :func:`key_of`.
+    selected by quickselect. Only counts decide; the thresholds merely steer (``low``,
+    ``high`` stand in for an infinite end).
     """
     stalled = 0
     for _ in range(_MAX_PASSES):
         if k - c_hi == 1 or k == c_lo:
-            return settled(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, cell, cell_bits)
+            return settled(row, m, k, t_lo, c_lo, t_hi, c_hi)
         inside = c_lo - c_hi
         ta, tb = steering(t_lo, c_lo, t_hi, c_hi, k, low, high, stalled > 0)
         ca, cb = count_two(row, m, ta, tb)
@@ -274,12 +304,12 @@ def kth_largest(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, low, high, cell, cell_b
         stalled = stalled + 1 if c_lo - c_hi >= inside else 0
         if stalled == 2:  # twice no progress: the bracket holds tied values
             stalled = 0
-            a = value_of(bracket_end(row, bits, m, t_lo, key_of(t_lo, cell, cell_bits),
-                                     False)[0], cell, cell_bits)
+            a = value_of(bracket_end(row, m, t_lo, key_of(t_lo), False)[0])
             above = count_above(row, m, a)
             if above < k:
                 return a, 0.0, 0.0, -1
             t_lo, c_lo = np.nextafter(a, np.inf), above
+    buf = np.empty(m)  # rare: an allocation here costs less than a buffer passed in
     n = 0
     for i in range(m):  # the bracket's values, then the (k − c_hi)-th largest of them
         v = row[i]
@@ -337,37 +367,53 @@ def strictly_between(d1, d2, n_gt, spread, m):
 
 
 @njit(cache=True, inline="always")
-def tea_fast_row(row, bits, m, k, inv_m, inv_k, z, spread_bound, floor_abs, floor_rel,
-                 inv_beta, kappa_n, raw, cell, cell_bits, buf, result):
-    """TEA (``raw``: ψ) of one row in its own units → ``(done, tied)``; ``done`` is False
-    where the row needs the general path (see the module docstring). ``bits``: the row's
-    int64 view; ``inv_m``, ``inv_k``: ``1/m``, ``1/k`` (divisions lie on each row's
-    critical path); ``z``: see :func:`tea_batch`; ``buf``: scratch of length ``m``;
-    ``cell``, ``cell_bits``: see :func:`key_of`."""
-    origin = row[0]
-    if m >= 4:
-        origin = 0.25 * ((row[0] + row[1]) + (row[2] + row[3]))
-    first = 0.0
-    second = 0.0
-    for i in range(m):
-        d = row[i] - origin
-        first += d
-        second += d * d
-    if not (second >= _SQUARES_LOW and second <= _SQUARES_HIGH):  # also NaN, inf
-        return False, False
-    shift = first * inv_m
-    variance = second * inv_m - shift * shift
-    if not variance > 0.0:
-        return False, False
-    sd = math.sqrt(variance)
-    centre = origin + shift
-    t_lo, c_lo, t_hi, c_hi, top_key = first_bracket(
-        row, bits, m, k, centre + z[0] * sd, centre + z[1] * sd, centre + z[2] * sd,
-        centre + z[3] * sd)
+def block_brackets(rewards, start, stop, m, k, inv_m, z, ok, shift, variance, sd, centre,
+                   t_lo, c_lo, t_hi, c_hi, top_key):
+    """Steps 1 and 2 of the fast path for the rows ``start <= b < stop`` of ``rewards``,
+    into the arrays indexed by ``b − start``: ``ok`` (the row may take the fast path), the
+    mean's ``shift`` from the origin, the population ``variance`` and ``sd``, the
+    ``centre`` (the mean), the first bracket and the largest order key
+    (:func:`first_bracket`). A block's rows are independent, so their passes overlap in the
+    processor (see :func:`tea_batch`)."""
+    for j in range(stop - start):
+        b = start + j
+        origin = rewards[b, 0]
+        if m >= 4:
+            origin = 0.25 * ((rewards[b, 0] + rewards[b, 1]) + (rewards[b, 2] + rewards[b, 3]))
+        first = 0.0
+        second = 0.0
+        for i in range(m):
+            d = rewards[b, i] - origin
+            first += d
+            second += d * d
+        moved = first * inv_m
+        spread = second * inv_m - moved * moved
+        # also False for NaN and inf
+        ok[j] = (second >= _SQUARES_LOW) & (second <= _SQUARES_HIGH) & (spread > 0.0)
+        shift[j] = moved
+        variance[j] = spread
+        sd[j] = math.sqrt(spread) if spread > 0.0 else 0.0
+        centre[j] = origin + moved
+    for j in range(stop - start):
+        if ok[j]:
+            c = centre[j]
+            s = sd[j]
+            t_lo[j], c_lo[j], t_hi[j], c_hi[j], top_key[j] = first_bracket(
+                rewards[start + j], m, k, c + z[0] * s, c + z[1] * s, c + z[2] * s,
+                c + z[3] * s)
+
+
+@njit(cache=True, inline="always")
+def tea_fast_row(row, m, k, inv_m, inv_k, shift, variance, sd, centre, t_lo, c_lo, t_hi,
+                 c_hi, top_key, spread_bound, floor_abs, floor_rel, inv_beta, kappa_n, raw,
+                 result):
+    """TEA (``raw``: ψ) of one row in its own units, from its moments and first bracket
+    (:func:`block_brackets`) → ``(done, tied)``; ``done`` is False where the row needs the
+    general path after all (an output beyond float64). ``inv_m``, ``inv_k``: ``1/m``,
+    ``1/k`` (divisions lie on each row's critical path)."""
     low = centre - spread_bound * sd
     high = centre + spread_bound * sd
-    h, d1, d2, n_gt = kth_largest(row, bits, m, k, t_lo, c_lo, t_hi, c_hi, low, high, cell,
-                                  cell_bits, buf)
+    h, d1, d2, n_gt = kth_largest(row, m, k, t_lo, c_lo, t_hi, c_hi, low, high)
     if n_gt == -1:  # the selection's last pass did not give the tail sums
         d1 = 0.0
         d2 = 0.0
@@ -396,7 +442,7 @@ def tea_fast_row(row, bits, m, k, inv_m, inv_k, z, spread_bound, floor_abs, floo
         s = max(s, floor_abs + floor_rel * sd)
     else:
         s = max(s, floor_abs)
-    top = value_of(top_key, cell, cell_bits)
+    top = value_of(top_key)
     # a value strictly inside (ĥ, max) rules out every tie; with k for the unknown count
     # (an upper bound: a wider margin)
     if n_gt == -2 and strictly_between(d1, d2, k, top - h, m):
@@ -479,23 +525,37 @@ def tea_batch(rewards, k, z, floor_abs, floor_rel, inv_beta, kappa_n, raw):
     out = np.empty((n_groups, m))
     tied = np.zeros(n_groups, dtype=np.bool_)
     status = np.zeros(n_groups, dtype=np.uint8)
-    bits = rewards.view(np.int64)
     spread_bound = math.sqrt(m - 1.0) * 1.000001  # Samuelson: |r − mean| <= √(m−1) sd
     inv_m = 1.0 / m
     inv_k = 1.0 / k
     n_chunks = chunk_count(n_groups)
     for chunk in prange(n_chunks):
-        buf = np.empty(m)
-        cell = np.empty(1)
-        cell_bits = cell.view(np.int64)
+        ok = np.empty(_BLOCK_ROWS, dtype=np.bool_)
+        shift = np.empty(_BLOCK_ROWS)
+        variance = np.empty(_BLOCK_ROWS)
+        sd = np.empty(_BLOCK_ROWS)
+        centre = np.empty(_BLOCK_ROWS)
+        t_lo = np.empty(_BLOCK_ROWS)
+        t_hi = np.empty(_BLOCK_ROWS)
+        c_lo = np.empty(_BLOCK_ROWS, dtype=np.int64)
+        c_hi = np.empty(_BLOCK_ROWS, dtype=np.int64)
+        top_key = np.empty(_BLOCK_ROWS, dtype=np.int64)
         start, stop = chunk_bounds(chunk, n_chunks, n_groups)
         general = 0
-        for b in range(start, stop):
-            done, tied[b] = tea_fast_row(rewards[b], bits[b], m, k, inv_m, inv_k, z,
-                                         spread_bound, floor_abs, floor_rel, inv_beta,
-                                         kappa_n, raw, cell, cell_bits, buf, out[b])
-            status[b] = not done  # for now: "needs the general path"
-            general += not done
+        for first in range(start, stop, _BLOCK_ROWS):
+            last = min(first + _BLOCK_ROWS, stop)
+            block_brackets(rewards, first, last, m, k, inv_m, z, ok, shift, variance, sd,
+                           centre, t_lo, c_lo, t_hi, c_hi, top_key)
+            for j in range(last - first):
+                b = first + j
+                done = False
+                if ok[j]:
+                    done, tied[b] = tea_fast_row(
+                        rewards[b], m, k, inv_m, inv_k, shift[j], variance[j], sd[j],
+                        centre[j], t_lo[j], c_lo[j], t_hi[j], c_hi[j], top_key[j],
+                        spread_bound, floor_abs, floor_rel, inv_beta, kappa_n, raw, out[b])
+                status[b] = not done  # for now: "needs the general path"
+                general += not done
         if general:
             general_rows(rewards, start, stop, k, floor_abs, floor_rel, inv_beta, kappa_n,
                          raw, out, tied, status)

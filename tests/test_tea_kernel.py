@@ -114,14 +114,12 @@ def test_threshold_is_the_kth_largest(values, spread, negative_zero):
     row[(row == 0) & np.array(negative_zero[:len(row)])] = -0.0
     m = len(row)
     k = tail_count(m, 0.25)
-    buf, cell = np.empty(m), np.empty(1)
     want = np.sort(row)[m - k]
     above = np.maximum(row - want, 0.0)
     for ta, tb in [(-10.0, 10.0), (0.0, 0.0), (5.0, 6.0), (-0.5, 0.25)]:
         bracket = narrowed(-np.inf, m, np.inf, 0, k, ta, (row >= ta).sum(), tb,
                            (row >= tb).sum())
-        h, d1, d2, n = kth_largest(row, row.view(np.int64), m, k, *bracket, -100.0, 100.0,
-                                   cell, cell.view(np.int64), buf)
+        h, d1, d2, n = kth_largest(row, m, k, *bracket, -100.0, 100.0)
         assert h == want
         if n != -1:  # the tail sums, where the selection gives them: about a threshold
             # near ĥ, at most a bit lost to cancellation (a few roundings per term)
