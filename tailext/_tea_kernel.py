@@ -529,17 +529,16 @@ def tea_batch(rewards, k, z, floor_abs, floor_rel, inv_beta, kappa_n, raw):
     inv_m = 1.0 / m
     inv_k = 1.0 / k
     n_chunks = chunk_count(n_groups)
+    # every chunk's block state from three allocations per call (ten per chunk, 640 per
+    # call on [4096, 64], took ~7 % of the call)
+    ok_all = np.empty((n_chunks, _BLOCK_ROWS), dtype=np.bool_)
+    floats = np.empty((n_chunks, 6, _BLOCK_ROWS))
+    ints = np.empty((n_chunks, 3, _BLOCK_ROWS), dtype=np.int64)
     for chunk in prange(n_chunks):
-        ok = np.empty(_BLOCK_ROWS, dtype=np.bool_)
-        shift = np.empty(_BLOCK_ROWS)
-        variance = np.empty(_BLOCK_ROWS)
-        sd = np.empty(_BLOCK_ROWS)
-        centre = np.empty(_BLOCK_ROWS)
-        t_lo = np.empty(_BLOCK_ROWS)
-        t_hi = np.empty(_BLOCK_ROWS)
-        c_lo = np.empty(_BLOCK_ROWS, dtype=np.int64)
-        c_hi = np.empty(_BLOCK_ROWS, dtype=np.int64)
-        top_key = np.empty(_BLOCK_ROWS, dtype=np.int64)
+        ok = ok_all[chunk]
+        shift, variance, sd = floats[chunk, 0], floats[chunk, 1], floats[chunk, 2]
+        centre, t_lo, t_hi = floats[chunk, 3], floats[chunk, 4], floats[chunk, 5]
+        c_lo, c_hi, top_key = ints[chunk, 0], ints[chunk, 1], ints[chunk, 2]
         start, stop = chunk_bounds(chunk, n_chunks, n_groups)
         general = 0
         for first in range(start, stop, _BLOCK_ROWS):
