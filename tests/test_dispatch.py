@@ -44,6 +44,21 @@ def test_a_replaced_rule_gets_its_own_options():
     np.testing.assert_allclose(tailext.advantages(r, method="scaled_demo"), 2 * (r - 2.5))
 
 
+def test_defaults_changed_in_place_are_not_served_from_the_cache():
+    """A rule's part of the option cache key is computed once per rule object, and again
+    when its default options no longer equal the ones it was computed from."""
+    r = np.arange(6.0)
+
+    @tailext.register_rule("mutable_demo", replace=True)
+    def scaled(rewards, *, factor=1.0):
+        return factor * (rewards - rewards.mean(axis=1, keepdims=True))
+
+    rule = tailext.get_rule("mutable_demo")
+    np.testing.assert_allclose(tailext.advantages(r, method="mutable_demo"), r - 2.5)
+    rule.options["factor"] = 3.0
+    np.testing.assert_allclose(tailext.advantages(r, method="mutable_demo"), 3 * (r - 2.5))
+
+
 @pytest.mark.parametrize("method", ["tea", "grpo", "bon_mean", "mean_centred"])
 def test_strided_and_fortran_inputs_match_contiguous(method):
     base = np.random.default_rng(1).normal(size=(6, 64))
