@@ -194,41 +194,51 @@ def _immutable(value) -> bool:
     return False
 
 
-#: id(rule) → (rule, a copy of its options, its part of a :data:`_RESOLVED` key): freezing a
-#: rule's default options took ~4 µs of a 21 µs call on one group.
-_RULE_KEYS: dict = {}
+#: id(rule) → ``[rule, a copy of its options, its part of a _RESOLVED key (None if its
+#: defaults are unhashable), its _resolved result without options (None until known)]``:
+#: freezing a rule's defaults took 11 of the 21 µs a one-group call took, and hashing the
+#: nested key is a walk over cold objects after a call that streams the caches.
+_RULES: dict = {}
 
 
-def _rule_key(rule):
-    """What identifies ``rule``'s behaviour in a :data:`_RESOLVED` key: its name, kernel,
-    validator and default options, computed once per rule object (and again if its options
-    were changed in place)."""
-    entry = _RULE_KEYS.get(id(rule))
+def _rule_entry(rule):
+    """``rule``'s :data:`_RULES` entry, made once per rule object (and again if its default
+    options were changed in place)."""
+    entry = _RULES.get(id(rule))
     if entry is None or entry[0] is not rule or entry[1] != rule.options:
-        entry = (rule, dict(rule.options),
-                 (rule.name, rule.numpy, rule.check_options,
-                  _frozen(tuple(rule.options.items()))))
-        if len(_RULE_KEYS) < _RESOLVED_MAX:
-            _RULE_KEYS[id(rule)] = entry
-    return entry[2]
+        try:
+            key = (rule.name, rule.numpy, rule.check_options,
+                   _frozen(tuple(rule.options.items())))
+        except TypeError:
+            key = None
+        entry = [rule, dict(rule.options), key, None]
+        if len(_RULES) < _RESOLVED_MAX:
+            _RULES[id(rule)] = entry
+    return entry
 
 
 def _resolved(rule, options):
     """``(rule.resolve(options), minimum group size, rule specialized to them)``, memoized
     for option values that are immutable (a resolved ``seed`` is a Generator, so the options
-    of seeded rules are resolved on every call). The cache key has each value's type, so
-    ``True`` and ``1`` stay apart. Callers must not modify the result."""
+    of seeded rules are resolved on every call); a call without options finds it on the
+    rule's entry. The cache key has each value's type, so ``True`` and ``1`` stay apart.
+    Callers must not modify the result."""
+    entry = _rule_entry(rule)
+    if not options and entry[3] is not None:
+        return entry[3]
     try:
-        key = (_rule_key(rule), tuple((name, _frozen(value)) for name, value in options.items()))
-        cached = _RESOLVED.get(key)
+        key = (entry[2], tuple((name, _frozen(value)) for name, value in options.items()))
+        cached = None if entry[2] is None else _RESOLVED.get(key)
     except TypeError:  # an unhashable option value: the validator will say what it is
         cached, key = None, None
     if cached is None:
         resolved = rule.resolve(options)
         cached = resolved, int(rule.min_group_size(**resolved)), rule.specialized(resolved)
-        if (key is not None and len(_RESOLVED) < _RESOLVED_MAX
-                and all(map(_immutable, resolved.values()))):
-            _RESOLVED[key] = cached
+        if all(map(_immutable, resolved.values())):
+            if key is not None and entry[2] is not None and len(_RESOLVED) < _RESOLVED_MAX:
+                _RESOLVED[key] = cached
+            if not options:
+                entry[3] = cached
     return cached
 
 
