@@ -65,7 +65,7 @@ Together 0.69 ms → 0.56 ms per call, 2.4× → 1.95× the fused one-pass GRPO-
 benchmarks/bench_advantages.py (exponential rewards: 189 → 159 ns per row); the blocks'
 state taken from three allocations per call instead of ten per chunk of 64 rows took
 another 3–4 % off. In the benchmark report (every rule, numba and torch, interleaved) the
-whole ``tailext.advantages`` call is 2.29–2.35× the fused GRPO-Z (three runs). The design
+whole ``tailext.advantages`` call is 2.17–2.35× the fused GRPO-Z (six runs). The design
 before this one compacted the candidates above rank ``k + 6`` into a buffer (98 ns per
 row) and counted there (111 ns: loops of ~22 values run scalar): 1.37 ms. On this
 processor (512-bit vectors, executed as two halves) a counting threshold costs ≈ 2.5 ns
