@@ -279,8 +279,9 @@ def settled(row, m, k, t_lo, c_lo, t_hi, c_hi):
 
 @njit(cache=True, inline="always")
 def kth_largest(row, m, k, t_lo, c_lo, t_hi, c_hi, low, high):
-    """The ``k``-th largest value ``ĥ`` of ``row[:m]`` (finite values), exactly, from the bracket ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}``
-    (``-inf``, ``m`` and ``+inf``, 0 where nothing is known) → ``(ĥ, D₁, D₂, n)``: where
+    """The ``k``-th largest value ``ĥ`` of ``row[:m]`` (finite values), exactly, from the
+    bracket ``c_lo = #{r >= t_lo} >= k > c_hi = #{r >= t_hi}`` (``-inf``, ``m`` and
+    ``+inf``, 0 where nothing is known) → ``(ĥ, D₁, D₂, n)``: where
     the pass that finds ``ĥ`` also gives them, ``D₁ = Σ (r − ĥ)₊``, ``D₂ = Σ (r − ĥ)₊²``
     and ``n = #{r > ĥ}``; ``n = -2`` where it gives the sums but not the count, ``n = -1``
     where it gives neither.
@@ -382,7 +383,8 @@ def block_brackets(rewards, start, stop, m, k, inv_m, z, ok, shift, variance, sd
         b = start + j
         origin = rewards[b, 0]
         if m >= 4:
-            origin = 0.25 * ((rewards[b, 0] + rewards[b, 1]) + (rewards[b, 2] + rewards[b, 3]))
+            origin = 0.25 * ((rewards[b, 0] + rewards[b, 1])
+                             + (rewards[b, 2] + rewards[b, 3]))
         first = 0.0
         second = 0.0
         for i in range(m):
@@ -533,7 +535,7 @@ def tea_batch(rewards, k, z, floor_abs, floor_rel, inv_beta, kappa_n, raw):
     inv_k = 1.0 / k
     n_chunks = chunk_count(n_groups)
     # every chunk's block state from three allocations per call (ten per chunk, 640 per
-    # call on [4096, 64], took ~7 % of the call)
+    # call on [4096, 64], took 3–4 % of the call)
     ok_all = np.empty((n_chunks, _BLOCK_ROWS), dtype=np.bool_)
     floats = np.empty((n_chunks, 6, _BLOCK_ROWS))
     ints = np.empty((n_chunks, 3, _BLOCK_ROWS), dtype=np.int64)
