@@ -227,15 +227,16 @@ def _resolved(rule, options):
     if not options and entry[3] is not None:
         return entry[3]
     try:
-        key = (entry[2], tuple((name, _frozen(value)) for name, value in options.items()))
-        cached = None if entry[2] is None else _RESOLVED.get(key)
+        key = None if entry[2] is None else (
+            entry[2], tuple((name, _frozen(value)) for name, value in options.items()))
+        cached = None if key is None else _RESOLVED.get(key)
     except TypeError:  # an unhashable option value: the validator will say what it is
         cached, key = None, None
     if cached is None:
         resolved = rule.resolve(options)
         cached = resolved, int(rule.min_group_size(**resolved)), rule.specialized(resolved)
         if all(map(_immutable, resolved.values())):
-            if key is not None and entry[2] is not None and len(_RESOLVED) < _RESOLVED_MAX:
+            if key is not None and len(_RESOLVED) < _RESOLVED_MAX:
                 _RESOLVED[key] = cached
             if not options:
                 entry[3] = cached
